@@ -1,0 +1,5 @@
+import sys
+
+from decomposer.cli import main
+
+sys.exit(main())

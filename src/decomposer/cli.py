@@ -1,0 +1,324 @@
+"""The ``decomposer`` command: a thin shell over the library; errors become one line and exit 1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from decomposer.capabilities import STATUSES, list_capabilities
+from decomposer.chunks import DEFAULT_CHUNK_TOKENS
+from decomposer.config import Settings
+from decomposer.errors import DecomposerError
+from decomposer.extract import Progress as RunProgress
+from decomposer.extract import RunReport, run_extraction
+from decomposer.ingest import ingest
+from decomposer.llm import ModelCaller, utcnow
+from decomposer.pricing import load_prices
+from decomposer.prompts import load_prompt
+from decomposer.providers import PROVIDERS, api_key, resolve
+from decomposer.replay import ReplayTransport
+from decomposer.runs import list_runs
+from decomposer.store import Store, open_store
+from decomposer.tools import TOOL_TYPES, add_tool, list_tools
+
+app = typer.Typer(
+    help="Turn AI vendors' documentation into evidence-backed capability records.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+tool_app = typer.Typer(help="Manage the tools (products) whose docs are ingested.",
+                       no_args_is_help=True)
+app.add_typer(tool_app, name="tool")
+
+
+@dataclass(frozen=True)
+class Env:
+    settings: Settings
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        store = open_store(self.settings.database_url)
+        try:
+            yield store
+        finally:
+            store.dispose()
+
+
+def _env(ctx: typer.Context) -> Env:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Env)
+    return obj
+
+
+def _out() -> Console:
+    return Console(highlight=False)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every model call.")] = False,
+) -> None:
+    """decomposer: ingest docs, extract capabilities, review and compare them."""
+    if verbose:
+        logging.getLogger("decomposer").setLevel(logging.INFO)
+
+
+@tool_app.command("add")
+def tool_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Display name, e.g. 'Mistral API'.")],
+    slug: Annotated[str | None, typer.Option(help="Lowercase-hyphenated id; from NAME.")] = None,
+    type: Annotated[
+        str | None, typer.Option("--type", help=f"One of: {', '.join(TOOL_TYPES)}.")
+    ] = None,
+    vendor: Annotated[str | None, typer.Option(help="Who makes it.")] = None,
+    homepage: Annotated[str | None, typer.Option(help="Product or docs URL.")] = None,
+) -> None:
+    """Register a tool so its docs can be ingested."""
+    with _env(ctx).store() as store, store.transaction() as session:
+        tool = add_tool(session, name, now=utcnow(), slug=slug, type=type, vendor=vendor,
+                        homepage=homepage)
+        _out().print(f"added tool [bold]{tool.slug}[/] ({tool.name})")
+
+
+@app.command("tools")
+def tools_cmd(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List tools with their document and capability counts."""
+    with _env(ctx).store() as store, store.transaction() as session:
+        rows = list_tools(session)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("slug", "name", "type", "documents", "capabilities")
+    for r in rows:
+        table.add_row(str(r["slug"]), str(r["name"]), str(r["type"] or "—"),
+                      str(r["documents"]), str(r["capabilities"]))
+    _out().print(table)
+
+
+@app.command("ingest")
+def ingest_cmd(
+    ctx: typer.Context,
+    tool: Annotated[str, typer.Argument(help="Tool slug.")],
+    sources: Annotated[list[str], typer.Argument(help="Files, folders or http(s) URLs.")],
+    chunk_tokens: Annotated[
+        int, typer.Option(help="Token budget per chunk (one model call each).")
+    ] = DEFAULT_CHUNK_TOKENS,
+) -> None:
+    """Load documents for a tool; unchanged documents are skipped, changed ones re-chunked."""
+    out = _out()
+    with _env(ctx).store() as store:
+        report = ingest(store, tool, sources, now=utcnow(), budget=chunk_tokens)
+    for note in report.notes:
+        out.print(f"note: {note}")
+    for label, items in (("added", report.added), ("updated", report.updated),
+                         ("unchanged (no-op)", report.unchanged)):
+        for source in items:
+            out.print(f"{label}: {source}")
+    out.print(
+        f"{tool}: {len(report.added)} added, {len(report.updated)} updated, "
+        f"{len(report.unchanged)} unchanged; {report.chunks_written} chunks written"
+    )
+
+
+@app.command("extract")
+def extract_cmd(
+    ctx: typer.Context,
+    tool: Annotated[str, typer.Argument(help="Tool slug.")],
+    provider: Annotated[str, typer.Option(help=f"One of: {', '.join(PROVIDERS)}.")] = "mistral",
+    model: Annotated[str | None, typer.Option(help="Model name; a per-provider default.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="Endpoint for openai-compatible servers (vLLM, Ollama).")
+    ] = None,
+    mode: Annotated[str | None, typer.Option(help="json_schema (default) or tools.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Model calls in flight at once.")] = 4,
+    max_tokens: Annotated[int, typer.Option(help="Output token limit per call.")] = 4096,
+    prompt_version: Annotated[
+        str | None, typer.Option(help="Prompt version under prompts/extract/ (default: newest).")
+    ] = None,
+    replay: Annotated[
+        Path | None,
+        typer.Option(help="Answer from recorded responses (file or folder) instead of the network."),
+    ] = None,
+) -> None:
+    """Extract capabilities from a tool's ingested documents through the model."""
+    env = _env(ctx)
+    settings = env.settings
+    cfg = resolve(settings, provider, model, mode, base_url, max_tokens)
+    transport = ReplayTransport.from_path(replay) if replay is not None else None
+    key = "replay" if transport else api_key(settings, cfg.provider)
+    prompt = load_prompt(version=prompt_version, root=settings.prompts_dir)
+    prices = load_prices(settings.prices_file)
+    with env.store() as store:
+        report = asyncio.run(
+            _extract(store, cfg, key, prompt, prices, tool, concurrency, transport)
+        )
+    _print_run(report)
+
+
+async def _extract(
+    store: Store, cfg: Any, key: str, prompt: Any, prices: Any, tool: str, concurrency: int,
+    transport: httpx.AsyncBaseTransport | None,
+) -> RunReport:
+    async with httpx.AsyncClient(transport=transport, timeout=cfg.timeout_s,
+                                 follow_redirects=True) as http:
+        caller = ModelCaller(cfg=cfg, key=key, prompt=prompt, store=store, http=http,
+                             prices=prices)
+        with _progress_bar() as (bar, task_for):
+            def on_progress(p: RunProgress) -> None:
+                bar.update(task_for(p.total), completed=p.done,
+                           tokens=p.input_tokens + p.output_tokens, cost=p.cost_usd)
+
+            return await run_extraction(caller, tool, concurrency=concurrency,
+                                        on_progress=on_progress)
+
+
+@contextmanager
+def _progress_bar() -> Iterator[tuple[Progress, Any]]:
+    console = Console(stderr=True)
+    bar = Progress(
+        TextColumn("[bold]extracting"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("chunks · {task.fields[tokens]:,} tokens · ${task.fields[cost]:.4f}"),
+        TimeElapsedColumn(), console=console, disable=not console.is_terminal,
+    )
+    tasks: dict[str, Any] = {}
+
+    def task_for(total: int) -> Any:
+        if "t" not in tasks:
+            tasks["t"] = bar.add_task("extract", total=total, tokens=0, cost=0.0)
+        return tasks["t"]
+
+    with bar:
+        yield bar, task_for
+
+
+def _print_run(report: RunReport) -> None:
+    p = report.progress
+    table = Table("run", "tool", "chunks", "calls", "cache hits", "tokens in/out", "cost",
+                  "capabilities", "new", "updated", "ungrounded", title="extraction")
+    table.add_row(str(report.run_id), report.tool, str(p.total), str(p.calls),
+                  str(p.cache_hits), f"{p.input_tokens:,}/{p.output_tokens:,}",
+                  f"${p.cost_usd:.4f}", str(report.capabilities), str(report.created),
+                  str(report.updated), str(report.ungrounded))
+    out = _out()
+    out.print(table)
+    if report.unseen:
+        out.print(f"note: {report.unseen} earlier capabilities were not found in this run")
+
+
+@app.command("runs")
+def runs_cmd(
+    ctx: typer.Context,
+    tool: Annotated[str | None, typer.Option(help="Only this tool's runs.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List extraction runs with calls, tokens, cost and cache hits."""
+    with _env(ctx).store() as store, store.transaction() as session:
+        rows = list_runs(session, tool)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "tool", "status", "provider/model", "prompt", "calls", "cache hits",
+                  "tokens in/out", "cost", "capabilities")
+    for r in rows:
+        table.add_row(str(r["id"]), r["tool"], r["status"], f"{r['provider']}/{r['model']}",
+                      r["prompt"], str(r["calls"]), str(r["cache_hits"]),
+                      f"{r['input_tokens']:,}/{r['output_tokens']:,}", f"${r['cost_usd']:.4f}",
+                      str(r["capabilities"]))
+    _out().print(table)
+
+
+@app.command("capabilities")
+def capabilities_cmd(
+    ctx: typer.Context,
+    tool: Annotated[str, typer.Argument(help="Tool slug.")],
+    status: Annotated[str | None, typer.Option(help=f"One of: {', '.join(STATUSES)}.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a tool's capability records with their evidence."""
+    with _env(ctx).store() as store, store.transaction() as session:
+        rows = list_capabilities(session, tool, status)
+    if as_json:
+        _print_json(rows)
+        return
+    out = _out()
+    if not rows:
+        out.print(f"{tool}: no capabilities" + (f" with status {status}" if status else ""))
+        return
+    for cap in rows:
+        out.print(f"[bold]{cap['name']}[/]  [dim]{cap['category']} · {cap['status']} · "
+                  f"{cap['id']}[/]", markup=True)
+        out.print(cap["description"], markup=False)
+        out.print(f"Unique: {cap['unique']}", markup=False)
+        out.print(f"vs alternatives: {cap['vs_alternatives']}", markup=False)
+        for ev in cap["evidence"]:
+            where = f"{ev['document']}:{ev['start']}-{ev['end']}" if ev["grounded"] else "NOT FOUND"
+            out.print(f"  > \"{ev['quote']}\" ({where})", markup=False, style="dim")
+        out.print()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = Settings.from_env()
+    _configure_logging(settings.debug)
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="decomposer",
+            standalone_mode=False,
+            obj=Env(settings),
+        )
+    except DecomposerError as exc:
+        if settings.debug:
+            raise
+        _fail(_scrub(str(exc), settings))
+        return 1
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _fail("interrupted")
+        return 130
+    return int(result) if isinstance(result, int) else 0
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"error: {message}\n")
+
+
+def _scrub(text: str, settings: Settings) -> str:
+    for secret in settings.secrets():
+        text = text.replace(secret, "***")
+    return text
+
+
+def _configure_logging(debug: bool) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not debug:
+        logging.getLogger("instructor").setLevel(logging.CRITICAL)
+        logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -1,0 +1,205 @@
+"""ORM tables. The schema itself is owned by the Alembic migrations beside this module."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Tool(Base):
+    __tablename__ = "tools"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str | None] = mapped_column(String(50))
+    vendor: Mapped[str | None] = mapped_column(String(200))
+    homepage: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    documents: Mapped[list[Document]] = relationship(back_populates="tool")
+
+
+class Document(Base):
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("tool_id", "source"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tool_id: Mapped[int] = mapped_column(ForeignKey("tools.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(2000))
+    title: Mapped[str] = mapped_column(String(500))
+    media_type: Mapped[str] = mapped_column(String(50))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    tool: Mapped[Tool] = relationship(back_populates="documents")
+    chunks: Mapped[list[Chunk]] = relationship(
+        back_populates="document", cascade="all, delete-orphan", order_by="Chunk.ordinal"
+    )
+
+
+class Chunk(Base):
+    __tablename__ = "chunks"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), index=True
+    )
+    ordinal: Mapped[int] = mapped_column(Integer)
+    start: Mapped[int] = mapped_column(Integer)
+    end: Mapped[int] = mapped_column(Integer)
+    heading: Mapped[str] = mapped_column(String(1000))
+    text: Mapped[str] = mapped_column(Text)
+    tokens: Mapped[int] = mapped_column(Integer)
+
+    document: Mapped[Document] = relationship(back_populates="chunks")
+
+
+class ExtractionRun(Base):
+    __tablename__ = "extraction_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tool_id: Mapped[int] = mapped_column(ForeignKey("tools.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(50))
+    model: Mapped[str] = mapped_column(String(200))
+    mode: Mapped[str] = mapped_column(String(50))
+    base_url: Mapped[str | None] = mapped_column(String(500))
+    temperature: Mapped[float] = mapped_column(Float)
+    prompt_name: Mapped[str] = mapped_column(String(100))
+    prompt_version: Mapped[str] = mapped_column(String(50))
+    prompt_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(Text)
+    chunks_total: Mapped[int] = mapped_column(Integer, default=0)
+    chunks_done: Mapped[int] = mapped_column(Integer, default=0)
+    capabilities: Mapped[int] = mapped_column(Integer, default=0)
+    ungrounded: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LLMCall(Base):
+    """One logical model call (all its re-ask attempts), or a cache hit that replaced one."""
+
+    __tablename__ = "llm_calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("extraction_runs.id", ondelete="SET NULL"), index=True
+    )
+    chunk_id: Mapped[str | None] = mapped_column(String(40))
+    provider: Mapped[str] = mapped_column(String(50))
+    model: Mapped[str] = mapped_column(String(200))
+    mode: Mapped[str] = mapped_column(String(50))
+    prompt_version: Mapped[str] = mapped_column(String(50))
+    request_hash: Mapped[str] = mapped_column(String(64), index=True)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+    outcome: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CachedResponse(Base):
+    """The model's final structured answer to one request, keyed by the request's hash."""
+
+    __tablename__ = "llm_cache"
+
+    request_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(50))
+    model: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Capability(Base):
+    __tablename__ = "capabilities"
+    __table_args__ = (Index("ix_capabilities_tool_status", "tool_id", "status"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tool_id: Mapped[int] = mapped_column(ForeignKey("tools.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(300))
+    category: Mapped[str] = mapped_column(String(50))
+    description: Mapped[str] = mapped_column(Text)
+    unique: Mapped[str] = mapped_column("unique_line", Text)
+    vs_alternatives: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    first_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("extraction_runs.id", ondelete="SET NULL")
+    )
+    last_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("extraction_runs.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    evidence: Mapped[list[Evidence]] = relationship(
+        back_populates="capability", cascade="all, delete-orphan", order_by="Evidence.id"
+    )
+
+
+class Evidence(Base):
+    __tablename__ = "evidence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    capability_id: Mapped[str] = mapped_column(
+        ForeignKey("capabilities.id", ondelete="CASCADE"), index=True
+    )
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id", ondelete="SET NULL"))
+    chunk_id: Mapped[str | None] = mapped_column(String(40))
+    quote: Mapped[str] = mapped_column(Text)
+    start: Mapped[int | None] = mapped_column(Integer)
+    end: Mapped[int | None] = mapped_column(Integer)
+    score: Mapped[float | None] = mapped_column(Float)
+    grounded: Mapped[bool] = mapped_column(Boolean)
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("extraction_runs.id", ondelete="SET NULL")
+    )
+
+    capability: Mapped[Capability] = relationship(back_populates="evidence")
+    document: Mapped[Document | None] = relationship()
+
+
+class ProfileFact(Base):
+    """A product fact (type, pricing model, starting price, free tier) with its evidence."""
+
+    __tablename__ = "profile_facts"
+    __table_args__ = (UniqueConstraint("tool_id", "field"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tool_id: Mapped[int] = mapped_column(ForeignKey("tools.id", ondelete="CASCADE"))
+    field: Mapped[str] = mapped_column(String(50))
+    value: Mapped[object] = mapped_column(JSON)
+    quote: Mapped[str | None] = mapped_column(Text)
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id", ondelete="SET NULL"))
+    start: Mapped[int | None] = mapped_column(Integer)
+    end: Mapped[int | None] = mapped_column(Integer)
+    grounded: Mapped[bool] = mapped_column(Boolean)
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("extraction_runs.id", ondelete="SET NULL")
+    )

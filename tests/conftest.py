@@ -1,0 +1,131 @@
+"""Shared fixtures: a temp data dir per test, no real keys, wire-format builders for providers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from decomposer.config import Settings
+from decomposer.store import Store, open_store
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO.parent / "shared" / "corpus"
+MISTRAL_URL = "https://api.mistral.ai/v1/chat/completions"
+OPENAI_URL = "https://api.openai.com/v1/chat/completions"
+SECRET = "sk-test-SECRET-do-not-leak-1234567890"
+
+DOC = (
+    "# AcmeDB\n\nAcmeDB supports point-in-time recovery to any second within 35 days.\n\n"
+    "## Replication\n\nUnlike PostgreSQL, AcmeDB replicates synchronously across three zones "
+    "by default.\n\n## Pricing\n\nThe Starter plan costs $0.10 per GB-month. A free tier "
+    "includes 1 GB of storage.\n"
+)
+
+PROFILE_NONE: dict[str, Any] = {
+    "type": None, "pricing_model": None, "starting_price": None, "free_tier": None
+}
+
+
+def capability(name: str, quote: str, category: str = "platform") -> dict[str, Any]:
+    return {
+        "name": name,
+        "category": category,
+        "description": f"{name} as described by the vendor.",
+        "unique": f"{name} is on by default.",
+        "vs_alternatives": "Not stated in the docs.",
+        "evidence": [quote],
+    }
+
+
+GOOD = {
+    "capabilities": [
+        capability("Point-in-time recovery", "point-in-time recovery to any second within 35 days"),
+        capability("Synchronous replication", "replicates synchronously across three zones"),
+    ],
+    "profile": {
+        "type": None,
+        "pricing_model": "freemium",
+        "starting_price": {"amount": 0.1, "currency": "USD", "unit": "GB-month",
+                           "evidence": "The Starter plan costs $0.10 per GB-month."},
+        "free_tier": {"available": True, "evidence": "A free tier includes 1 GB of storage."},
+    },
+}
+BAD_QUOTE = {
+    "capabilities": [capability("Point-in-time recovery", "AcmeDB offers 90-day backups")],
+    "profile": PROFILE_NONE,
+}
+
+
+def completion(
+    payload: dict[str, Any] | str,
+    *,
+    tools: bool = False,
+    finish_reason: str | None = None,
+    prompt_tokens: int = 300,
+    completion_tokens: int = 100,
+    model: str = "mistral-small-latest",
+) -> dict[str, Any]:
+    """A chat completion body as Mistral and OpenAI both send it."""
+    text = payload if isinstance(payload, str) else json.dumps(payload)
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if tools:
+        message = {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"id": "call1", "type": "function",
+                            "function": {"name": "Extraction", "arguments": text}}],
+        }
+    return {
+        "id": "cmpl-1",
+        "object": "chat.completion",
+        "model": model,
+        "created": 1765000000,
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+        "choices": [{"index": 0, "message": message,
+                     "finish_reason": finish_reason or ("tool_calls" if tools else "stop")}],
+    }
+
+
+def ok(payload: dict[str, Any] | str, **kw: Any) -> httpx.Response:
+    return httpx.Response(200, json=completion(payload, **kw))
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for var in ("MISTRAL_API_KEY", "OPENAI_API_KEY", "DECOMPOSER_COMPATIBLE_API_KEY",
+                "DECOMPOSER_DATABASE_URL", "DECOMPOSER_BASE_URL", "DECOMPOSER_PRICES",
+                "DECOMPOSER_PROMPTS_DIR", "DECOMPOSER_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DECOMPOSER_HOME", str(tmp_path / "home"))
+    yield
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    s = open_store(settings.database_url)
+    yield s
+    s.dispose()
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def fake_sleep(sleeps: list[float]) -> Callable[[float], Any]:
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    return sleep
