@@ -22,18 +22,19 @@ from rich.table import Table
 from decomposer.capabilities import STATUSES, list_capabilities
 from decomposer.chunks import DEFAULT_CHUNK_TOKENS
 from decomposer.config import Settings
-from decomposer.errors import DecomposerError
+from decomposer.errors import DecomposerError, InputError
 from decomposer.extract import Progress as RunProgress
 from decomposer.extract import RunReport, run_extraction
 from decomposer.ingest import ingest
-from decomposer.llm import ModelCaller, utcnow
+from decomposer.llm import ModelCaller, RetryPolicy, utcnow
 from decomposer.pricing import load_prices
 from decomposer.prompts import load_prompt
 from decomposer.providers import PROVIDERS, api_key, resolve
 from decomposer.replay import ReplayTransport
 from decomposer.runs import list_runs
 from decomposer.store import Store, open_store
-from decomposer.tools import TOOL_TYPES, add_tool, list_tools
+from decomposer.sources import slugify
+from decomposer.tools import TOOL_TYPES, add_tool, find_tool, list_tools
 
 app = typer.Typer(
     help="Turn AI vendors' documentation into evidence-backed capability records.",
@@ -66,7 +67,9 @@ def _env(ctx: typer.Context) -> Env:
 
 
 def _out() -> Console:
-    return Console(highlight=False)
+    """Stdout console; wide when piped so summaries and tables are not wrapped at 80 columns."""
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=160)
 
 
 def _print_json(data: Any) -> None:
@@ -93,9 +96,15 @@ def tool_add(
     ] = None,
     vendor: Annotated[str | None, typer.Option(help="Who makes it.")] = None,
     homepage: Annotated[str | None, typer.Option(help="Product or docs URL.")] = None,
+    exist_ok: Annotated[
+        bool, typer.Option("--exist-ok", help="Succeed quietly if the tool already exists.")
+    ] = False,
 ) -> None:
     """Register a tool so its docs can be ingested."""
     with _env(ctx).store() as store, store.transaction() as session:
+        if exist_ok and (found := find_tool(session, slug or slugify(name))) is not None:
+            _out().print(f"tool [bold]{found.slug}[/] already exists")
+            return
         tool = add_tool(session, name, now=utcnow(), slug=slug, type=type, vendor=vendor,
                         homepage=homepage)
         _out().print(f"added tool [bold]{tool.slug}[/] ({tool.name})")
@@ -112,7 +121,7 @@ def tools_cmd(
     if as_json:
         _print_json(rows)
         return
-    table = Table("slug", "name", "type", "documents", "capabilities")
+    table = Table("slug", "name", "type", "documents", "capabilities", box=None, pad_edge=False)
     for r in rows:
         table.add_row(str(r["slug"]), str(r["name"]), str(r["type"] or "—"),
                       str(r["documents"]), str(r["capabilities"]))
@@ -159,6 +168,9 @@ def extract_cmd(
     prompt_version: Annotated[
         str | None, typer.Option(help="Prompt version under prompts/extract/ (default: newest).")
     ] = None,
+    max_attempts: Annotated[
+        int, typer.Option(help="Tries per call on 429/5xx/timeouts before the run fails.")
+    ] = RetryPolicy.attempts,
     replay: Annotated[
         Path | None,
         typer.Option(help="Answer from recorded responses (file or folder) instead of the network."),
@@ -167,6 +179,8 @@ def extract_cmd(
     """Extract capabilities from a tool's ingested documents through the model."""
     env = _env(ctx)
     settings = env.settings
+    if max_attempts < 1:
+        raise InputError("--max-attempts must be at least 1")
     cfg = resolve(settings, provider, model, mode, base_url, max_tokens)
     transport = ReplayTransport.from_path(replay) if replay is not None else None
     key = "replay" if transport else api_key(settings, cfg.provider)
@@ -174,19 +188,20 @@ def extract_cmd(
     prices = load_prices(settings.prices_file)
     with env.store() as store:
         report = asyncio.run(
-            _extract(store, cfg, key, prompt, prices, tool, concurrency, transport)
+            _extract(store, cfg, key, prompt, prices, tool, concurrency, transport,
+                     RetryPolicy(attempts=max_attempts))
         )
     _print_run(report)
 
 
 async def _extract(
     store: Store, cfg: Any, key: str, prompt: Any, prices: Any, tool: str, concurrency: int,
-    transport: httpx.AsyncBaseTransport | None,
+    transport: httpx.AsyncBaseTransport | None, policy: RetryPolicy,
 ) -> RunReport:
     async with httpx.AsyncClient(transport=transport, timeout=cfg.timeout_s,
                                  follow_redirects=True) as http:
         caller = ModelCaller(cfg=cfg, key=key, prompt=prompt, store=store, http=http,
-                             prices=prices)
+                             prices=prices, policy=policy)
         with _progress_bar() as (bar, task_for):
             def on_progress(p: RunProgress) -> None:
                 bar.update(task_for(p.total), completed=p.done,
@@ -217,16 +232,18 @@ def _progress_bar() -> Iterator[tuple[Progress, Any]]:
 
 def _print_run(report: RunReport) -> None:
     p = report.progress
-    table = Table("run", "tool", "chunks", "calls", "cache hits", "tokens in/out", "cost",
-                  "capabilities", "new", "updated", "ungrounded", title="extraction")
-    table.add_row(str(report.run_id), report.tool, str(p.total), str(p.calls),
-                  str(p.cache_hits), f"{p.input_tokens:,}/{p.output_tokens:,}",
-                  f"${p.cost_usd:.4f}", str(report.capabilities), str(report.created),
-                  str(report.updated), str(report.ungrounded))
     out = _out()
-    out.print(table)
+    out.print(
+        f"[bold]{report.tool}[/]: run {report.run_id} succeeded — {p.total} chunks, "
+        f"{p.calls} calls, {p.cache_hits} cache hits, {p.input_tokens:,} in / "
+        f"{p.output_tokens:,} out tokens, ${p.cost_usd:.4f}"
+    )
+    out.print(
+        f"  {report.capabilities} capabilities: {report.created} new, {report.updated} updated, "
+        f"{report.ungrounded} ungrounded"
+    )
     if report.unseen:
-        out.print(f"note: {report.unseen} earlier capabilities were not found in this run")
+        out.print(f"  note: {report.unseen} earlier capabilities were not found in this run")
 
 
 @app.command("runs")
@@ -241,13 +258,12 @@ def runs_cmd(
     if as_json:
         _print_json(rows)
         return
-    table = Table("id", "tool", "status", "provider/model", "prompt", "calls", "cache hits",
-                  "tokens in/out", "cost", "capabilities")
+    table = Table("run", "tool", "status", "model", "calls", "hits", "tokens", "cost", "caps",
+                  box=None, pad_edge=False)
     for r in rows:
-        table.add_row(str(r["id"]), r["tool"], r["status"], f"{r['provider']}/{r['model']}",
-                      r["prompt"], str(r["calls"]), str(r["cache_hits"]),
-                      f"{r['input_tokens']:,}/{r['output_tokens']:,}", f"${r['cost_usd']:.4f}",
-                      str(r["capabilities"]))
+        table.add_row(str(r["id"]), r["tool"], r["status"], r["model"], str(r["calls"]),
+                      str(r["cache_hits"]), f"{r['input_tokens'] + r['output_tokens']:,}",
+                      f"${r['cost_usd']:.4f}", str(r["capabilities"]))
     _out().print(table)
 
 

@@ -32,7 +32,7 @@ def add_tool(
         raise InputError(f"invalid slug {slug!r}", hint=f"use lowercase-hyphenated, e.g. {final_slug!r}")
     if type is not None and type not in TOOL_TYPES:
         raise InputError(f"unknown tool type {type!r}", hint=f"use one of {', '.join(TOOL_TYPES)}")
-    if session.scalar(select(Tool).where(Tool.slug == final_slug)) is not None:
+    if find_tool(session, final_slug) is not None:
         raise InputError(f"tool {final_slug!r} already exists")
     tool = Tool(slug=final_slug, name=name, type=type, vendor=vendor, homepage=homepage,
                 created_at=now)
@@ -41,8 +41,12 @@ def add_tool(
     return tool
 
 
+def find_tool(session: Session, slug: str) -> Tool | None:
+    return session.scalar(select(Tool).where(Tool.slug == slug))
+
+
 def get_tool(session: Session, slug: str) -> Tool:
-    tool = session.scalar(select(Tool).where(Tool.slug == slug))
+    tool = find_tool(session, slug)
     if tool is None:
         known = session.scalars(select(Tool.slug).order_by(Tool.slug)).all()
         hint = f"known tools: {', '.join(known)}" if known else "add one with `decomposer tool add NAME`"

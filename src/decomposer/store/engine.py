@@ -56,7 +56,13 @@ def make_engine(url: str) -> Engine:
 def _ensure_sqlite_dir(url: str) -> None:
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot open the database: cannot create {Path(path).parent} ({exc.strerror})",
+                hint="check DECOMPOSER_HOME or DECOMPOSER_DATABASE_URL",
+            ) from None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

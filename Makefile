@@ -1,0 +1,46 @@
+# Two entry points on a fresh clone: `make demo` and `make test`. Both create/update .venv here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DECOMPOSER := $(BIN)/decomposer
+# Offline unless a Mistral key is present: then the same commands call the real API.
+REPLAY := $(if $(MISTRAL_API_KEY),,--replay fixtures/recordings)
+
+.PHONY: install demo test lint typecheck check bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(DECOMPOSER) tool add "Mistral API" --type API --vendor "Mistral AI" --homepage https://docs.mistral.ai --exist-ok
+	$(DECOMPOSER) tool add "Llama 4" --type Model --vendor Meta --homepage https://www.llama.com --exist-ok
+	$(DECOMPOSER) ingest mistral-api fixtures/docs/mistral-api
+	$(DECOMPOSER) ingest llama-4 fixtures/docs/llama-4
+	$(DECOMPOSER) extract mistral-api $(REPLAY)
+	$(DECOMPOSER) extract llama-4 $(REPLAY)
+	$(DECOMPOSER) tools
+	$(DECOMPOSER) runs
+	@echo "Records are in $${DECOMPOSER_HOME:-.decomposer}/. Try: $(DECOMPOSER) capabilities mistral-api"
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench_ingest.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

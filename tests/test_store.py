@@ -1,0 +1,94 @@
+"""Migrations produce the expected schema on SQLite (and PostgreSQL when configured)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from alembic import command
+from sqlalchemy import create_engine, inspect, text
+
+from decomposer.store import open_store
+from decomposer.store.engine import alembic_config
+
+EXPECTED = {
+    "tools": {"id", "slug", "name", "type", "vendor", "homepage", "created_at"},
+    "documents": {"id", "tool_id", "source", "title", "media_type", "content_hash", "text",
+                  "ingested_at", "updated_at"},
+    "chunks": {"id", "document_id", "ordinal", "start", "end", "heading", "text", "tokens"},
+    "extraction_runs": {"id", "tool_id", "provider", "model", "mode", "base_url", "temperature",
+                        "prompt_name", "prompt_version", "prompt_hash", "status", "error",
+                        "chunks_total", "chunks_done", "capabilities", "ungrounded",
+                        "started_at", "finished_at"},
+    "llm_calls": {"id", "run_id", "chunk_id", "provider", "model", "mode", "prompt_version",
+                  "request_hash", "input_tokens", "output_tokens", "cost_usd", "latency_ms",
+                  "attempts", "cache_hit", "outcome", "error", "created_at"},
+    "llm_cache": {"request_hash", "provider", "model", "payload", "created_at"},
+    "capabilities": {"id", "tool_id", "key", "name", "category", "description", "unique_line",
+                     "vs_alternatives", "status", "version", "first_run_id", "last_run_id",
+                     "created_at", "updated_at"},
+    "evidence": {"id", "capability_id", "document_id", "chunk_id", "quote", "start", "end",
+                 "score", "grounded", "run_id"},
+    "profile_facts": {"id", "tool_id", "field", "value", "quote", "document_id", "start", "end",
+                      "grounded", "run_id"},
+}
+
+
+def _postgres_url() -> str | None:
+    url = os.environ.get("DECOMPOSER_TEST_DATABASE_URL")
+    if url is None and os.environ.get("DECOMPOSER_REQUIRE_SERVICES"):
+        pytest.fail("DECOMPOSER_TEST_DATABASE_URL is required when DECOMPOSER_REQUIRE_SERVICES=1")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'schema.db'}"
+        return
+    url = _postgres_url()
+    if url is None:
+        pytest.skip("PostgreSQL not configured: set DECOMPOSER_TEST_DATABASE_URL")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    yield url
+
+
+def test_upgrade_from_empty_gives_expected_schema(database_url):
+    store = open_store(database_url)
+    inspector = inspect(store.engine)
+    tables = set(inspector.get_table_names()) - {"alembic_version"}
+    assert tables == set(EXPECTED)
+    for table, columns in EXPECTED.items():
+        assert {c["name"] for c in inspector.get_columns(table)} == columns, table
+    store.dispose()
+
+
+def test_downgrade_to_base_and_back(database_url):
+    open_store(database_url).dispose()
+    command.downgrade(alembic_config(database_url), "base")
+    engine = create_engine(database_url)
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    engine.dispose()
+    store = open_store(database_url)
+    assert "capabilities" in inspect(store.engine).get_table_names()
+    store.dispose()
+
+
+def test_sqlite_runs_in_wal_mode_with_busy_timeout(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'wal.db'}")
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+    store.dispose()
+
+
+def test_unreachable_database_is_a_clear_error():
+    from decomposer.errors import StoreError
+
+    with pytest.raises(StoreError, match="cannot open the database"):
+        open_store("sqlite:////proc/nonexistent/dir/x.db")
