@@ -27,7 +27,10 @@ DOC = (
 )
 
 PROFILE_NONE: dict[str, Any] = {
-    "type": None, "pricing_model": None, "starting_price": None, "free_tier": None
+    "type": None,
+    "pricing_model": None,
+    "starting_price": None,
+    "free_tier": None,
 }
 
 
@@ -50,8 +53,12 @@ GOOD = {
     "profile": {
         "type": None,
         "pricing_model": "freemium",
-        "starting_price": {"amount": 0.1, "currency": "USD", "unit": "GB-month",
-                           "evidence": "The Starter plan costs $0.10 per GB-month."},
+        "starting_price": {
+            "amount": 0.1,
+            "currency": "USD",
+            "unit": "GB-month",
+            "evidence": "The Starter plan costs $0.10 per GB-month.",
+        },
         "free_tier": {"available": True, "evidence": "A free tier includes 1 GB of storage."},
     },
 }
@@ -77,18 +84,31 @@ def completion(
         message = {
             "role": "assistant",
             "content": "",
-            "tool_calls": [{"id": "call1", "type": "function",
-                            "function": {"name": "Extraction", "arguments": text}}],
+            "tool_calls": [
+                {
+                    "id": "call1",
+                    "type": "function",
+                    "function": {"name": "Extraction", "arguments": text},
+                }
+            ],
         }
     return {
         "id": "cmpl-1",
         "object": "chat.completion",
         "model": model,
         "created": 1765000000,
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
-        "choices": [{"index": 0, "message": message,
-                     "finish_reason": finish_reason or ("tool_calls" if tools else "stop")}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": finish_reason or ("tool_calls" if tools else "stop"),
+            }
+        ],
     }
 
 
@@ -98,9 +118,16 @@ def ok(payload: dict[str, Any] | str, **kw: Any) -> httpx.Response:
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for var in ("MISTRAL_API_KEY", "OPENAI_API_KEY", "DECOMPOSER_COMPATIBLE_API_KEY",
-                "DECOMPOSER_DATABASE_URL", "DECOMPOSER_BASE_URL", "DECOMPOSER_PRICES",
-                "DECOMPOSER_PROMPTS_DIR", "DECOMPOSER_DEBUG"):
+    for var in (
+        "MISTRAL_API_KEY",
+        "OPENAI_API_KEY",
+        "DECOMPOSER_COMPATIBLE_API_KEY",
+        "DECOMPOSER_DATABASE_URL",
+        "DECOMPOSER_BASE_URL",
+        "DECOMPOSER_PRICES",
+        "DECOMPOSER_PROMPTS_DIR",
+        "DECOMPOSER_DEBUG",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("DECOMPOSER_HOME", str(tmp_path / "home"))
     yield

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from conftest import BAD_QUOTE, DOC, GOOD, MISTRAL_URL, PROFILE_NONE, SECRET, capability, ok
 from sqlalchemy import MetaData, create_engine, select
 
+from conftest import BAD_QUOTE, DOC, GOOD, MISTRAL_URL, PROFILE_NONE, SECRET, capability, ok
 from decomposer.cli import main
 from decomposer.config import Settings
 from decomposer.store import open_store
@@ -46,7 +46,7 @@ def acme(cli, tmp_path) -> Path:
     folder.mkdir()
     (folder / "acme.md").write_text(DOC)
     assert cli("tool", "add", "AcmeDB", "--type", "API")[0] == 0
-    code, out, err = cli("ingest", "acmedb", str(folder))
+    code, _, err = cli("ingest", "acmedb", str(folder))
     assert code == 0, err
     return folder
 
@@ -57,8 +57,10 @@ def snapshot(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
     meta = MetaData()
     meta.reflect(engine)
     with engine.connect() as conn:
-        rows = {t.name: sorted(map(tuple, conn.execute(t.select())), key=repr)
-                for t in meta.sorted_tables}
+        rows = {
+            t.name: sorted(map(tuple, conn.execute(t.select())), key=repr)
+            for t in meta.sorted_tables
+        }
     engine.dispose()
     return rows
 
@@ -68,7 +70,9 @@ def test_tool_add_and_list(cli):
     assert cli("tool", "add", "Llama 4", "--type", "Model", "--vendor", "Meta")[0] == 0
     tools = cli.json("tools")
     assert [(t["slug"], t["name"], t["type"]) for t in tools] == [
-        ("llama-4", "Llama 4", "Model"), ("mistral-api", "Mistral API", "API")]
+        ("llama-4", "Llama 4", "Model"),
+        ("mistral-api", "Mistral API", "API"),
+    ]
     code, _, err = cli("tool", "add", "Mistral API")
     assert code == 1 and err == "error: tool 'mistral-api' already exists\n"
     assert cli("tool", "add", "Mistral API", "--exist-ok")[0] == 0
@@ -99,10 +103,24 @@ BAD_INPUTS: dict[str, list[str]] = {
     "unknown tool (extract)": ["extract", "nosuch"],
     "no api key": ["extract", "acmedb"],
     "no openai api key": ["extract", "acmedb", "--provider", "openai"],
-    "malformed base url": ["extract", "acmedb", "--provider", "openai-compatible",
-                           "--model", "m", "--base-url", "not a url"],
-    "compatible without url": ["extract", "acmedb", "--provider", "openai-compatible",
-                               "--model", "m"],
+    "malformed base url": [
+        "extract",
+        "acmedb",
+        "--provider",
+        "openai-compatible",
+        "--model",
+        "m",
+        "--base-url",
+        "not a url",
+    ],
+    "compatible without url": [
+        "extract",
+        "acmedb",
+        "--provider",
+        "openai-compatible",
+        "--model",
+        "m",
+    ],
     "unknown provider": ["extract", "acmedb", "--provider", "anthropic"],
     "unknown mode": ["extract", "acmedb", "--mode", "xml"],
     "unknown status": ["capabilities", "acmedb", "--status", "maybe"],
@@ -134,17 +152,25 @@ def test_extract_stores_grounded_capabilities_with_spans(cli, acme, settings, mo
     monkeypatch.setenv("MISTRAL_API_KEY", SECRET)
     with respx.mock() as mock:
         mock.post(MISTRAL_URL).mock(return_value=ok(GOOD))
-        code, out, err = cli("extract", "acmedb")
+        code, _, err = cli("extract", "acmedb")
     assert code == 0, err
     caps = cli.json("capabilities", "acmedb")
     assert {c["name"] for c in caps} == {"Point-in-time recovery", "Synchronous replication"}
     for cap in caps:
-        assert set(cap) >= {"id", "name", "category", "description", "unique",
-                            "vs_alternatives", "status", "evidence"}
+        assert set(cap) >= {
+            "id",
+            "name",
+            "category",
+            "description",
+            "unique",
+            "vs_alternatives",
+            "status",
+            "evidence",
+        }
         assert cap["status"] == "proposed"
         for ev in cap["evidence"]:
             assert ev["document"] == str((acme / "acme.md").resolve())
-            assert DOC[ev["start"]:ev["end"]] == ev["quote"]
+            assert DOC[ev["start"] : ev["end"]] == ev["quote"]
     [run] = cli.json("runs")
     assert (run["status"], run["calls"], run["cache_hits"]) == ("succeeded", 1, 0)
     assert (run["input_tokens"], run["output_tokens"]) == (300, 100)
@@ -152,8 +178,12 @@ def test_extract_stores_grounded_capabilities_with_spans(cli, acme, settings, mo
     assert run["prompt"] == "extract/v1" and run["provider"] == "mistral"
     store = open_store(settings.database_url)
     with store.transaction() as s:
-        rows = {(f.field, json.dumps(f.value), f.grounded) for f in
-                s.scalars(select(__import__("decomposer.store.models").store.models.ProfileFact))}
+        rows = {
+            (f.field, json.dumps(f.value), f.grounded)
+            for f in s.scalars(
+                select(__import__("decomposer.store.models").store.models.ProfileFact)
+            )
+        }
     store.dispose()
     assert ("free_tier", "true", True) in rows
     assert ("pricing_model", '"freemium"', True) in rows
@@ -195,27 +225,31 @@ def test_changed_document_reextracts_only_its_new_chunks(cli, tmp_path, monkeypa
         route = mock.post(MISTRAL_URL).mock(return_value=nothing)
         assert cli("extract", "acmedb")[0] == 0
     assert route.call_count == 1
-    assert "2 GB of storage" in json.loads(route.calls.last.request.content)["messages"][1][
-        "content"]
+    assert (
+        "2 GB of storage" in json.loads(route.calls.last.request.content)["messages"][1]["content"]
+    )
 
 
-def test_persistent_failure_marks_run_failed_and_writes_nothing(cli, acme, settings,
-                                                                 monkeypatch):
+def test_persistent_failure_marks_run_failed_and_writes_nothing(cli, acme, settings, monkeypatch):
     monkeypatch.setenv("MISTRAL_API_KEY", SECRET)
     with respx.mock() as mock:
         mock.post(MISTRAL_URL).mock(
-            return_value=httpx.Response(503, headers={"Retry-After": "0"}, json={}))
-        code, out, err = cli("extract", "acmedb", "--max-attempts", "2")
+            return_value=httpx.Response(503, headers={"Retry-After": "0"}, json={})
+        )
+        code, _, err = cli("extract", "acmedb", "--max-attempts", "2")
     assert code == 1
-    assert err == ("error: mistral request failed after 2 attempt(s): HTTP 503 — the provider "
-                   "may be down; re-run later — finished calls are cached and not re-billed\n")
+    assert err == (
+        "error: mistral request failed after 2 attempt(s): HTTP 503 — the provider "
+        "may be down; re-run later — finished calls are cached and not re-billed\n"
+    )
     [run] = cli.json("runs")
     assert run["status"] == "failed" and "HTTP 503" in run["error"]
     assert cli.json("capabilities", "acmedb") == []
 
 
-def test_failure_after_some_chunks_leaves_no_half_written_capability(cli, tmp_path, settings,
-                                                                     monkeypatch):
+def test_failure_after_some_chunks_leaves_no_half_written_capability(
+    cli, tmp_path, settings, monkeypatch
+):
     monkeypatch.setenv("MISTRAL_API_KEY", SECRET)
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -241,14 +275,23 @@ def test_ungrounded_after_reasks_is_stored_flagged(cli, acme, monkeypatch):
         assert cli("extract", "acmedb")[0] == 0
     assert route.call_count == 3
     [cap] = cli.json("capabilities", "acmedb", "--status", "ungrounded")
-    assert cap["evidence"] == [{"quote": "AcmeDB offers 90-day backups", "document": None,
-                                "document_title": None, "start": None, "end": None,
-                                "grounded": False, "score": None}]
+    assert cap["evidence"] == [
+        {
+            "quote": "AcmeDB offers 90-day backups",
+            "document": None,
+            "document_title": None,
+            "start": None,
+            "end": None,
+            "grounded": False,
+            "score": None,
+        }
+    ]
     assert cli.json("capabilities", "acmedb", "--status", "proposed") == []
 
 
-def test_same_capability_in_two_chunks_becomes_one_record_and_keeps_its_id(cli, tmp_path,
-                                                                           monkeypatch):
+def test_same_capability_in_two_chunks_becomes_one_record_and_keeps_its_id(
+    cli, tmp_path, monkeypatch
+):
     monkeypatch.setenv("MISTRAL_API_KEY", SECRET)
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -264,8 +307,9 @@ def test_same_capability_in_two_chunks_becomes_one_record_and_keeps_its_id(cli, 
     a = ok(answer("Point-in-time recovery", "supports point-in-time recovery to any second"))
     b = ok(answer("Point in time recovery", "point-in-time recovery within 35 days"))
     with respx.mock() as mock:
-        mock.post(MISTRAL_URL).mock(side_effect=lambda request: a if b"# A" in request.content
-                                    else b)
+        mock.post(MISTRAL_URL).mock(
+            side_effect=lambda request: a if b"# A" in request.content else b
+        )
         assert cli("extract", "acmedb")[0] == 0
     [cap] = cli.json("capabilities", "acmedb")
     assert len(cap["evidence"]) == 2
@@ -281,9 +325,18 @@ def test_same_capability_in_two_chunks_becomes_one_record_and_keeps_its_id(cli, 
 def test_openai_compatible_server_by_base_url(cli, acme):
     with respx.mock() as mock:
         route = mock.post("http://127.0.0.1:8000/v1/chat/completions").mock(
-            return_value=ok(GOOD, model="llama-4-scout"))
-        code, _, err = cli("extract", "acmedb", "--provider", "openai-compatible",
-                           "--base-url", "http://127.0.0.1:8000/v1", "--model", "llama-4-scout")
+            return_value=ok(GOOD, model="llama-4-scout")
+        )
+        code, _, err = cli(
+            "extract",
+            "acmedb",
+            "--provider",
+            "openai-compatible",
+            "--base-url",
+            "http://127.0.0.1:8000/v1",
+            "--model",
+            "llama-4-scout",
+        )
     assert code == 0, err
     assert json.loads(route.calls.last.request.content)["model"] == "llama-4-scout"
     [run] = cli.json("runs")
@@ -295,9 +348,11 @@ def test_api_key_never_reaches_logs_rows_or_errors(cli, acme, settings, monkeypa
     caplog.set_level(logging.DEBUG)
     outputs = []
     with respx.mock() as mock:
-        mock.post(MISTRAL_URL).mock(side_effect=[
-            httpx.Response(401, json={"message": f"invalid key {SECRET}"}),
-        ])
+        mock.post(MISTRAL_URL).mock(
+            side_effect=[
+                httpx.Response(401, json={"message": f"invalid key {SECRET}"}),
+            ]
+        )
         outputs.append(cli("-v", "extract", "acmedb"))
     with respx.mock() as mock:
         mock.post(MISTRAL_URL).mock(return_value=ok(GOOD))
@@ -309,8 +364,9 @@ def test_api_key_never_reaches_logs_rows_or_errors(cli, acme, settings, monkeypa
 
 
 def test_every_command_has_help(cli):
-    from decomposer.cli import app
     import typer
+
+    from decomposer.cli import app
 
     group = typer.main.get_command(app)
     names = []

@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from sqlalchemy import select
+
 from conftest import (
     BAD_QUOTE,
     DOC,
@@ -18,8 +20,6 @@ from conftest import (
     completion,
     ok,
 )
-from sqlalchemy import select
-
 from decomposer.errors import ProviderError
 from decomposer.llm import ModelCaller, RetryPolicy
 from decomposer.pricing import load_prices
@@ -27,8 +27,10 @@ from decomposer.prompts import load_prompt
 from decomposer.providers import ProviderConfig
 from decomposer.store.models import LLMCall
 
-CONTEXT = {"tool": "AcmeDB", "chunks": [{"id": "c1", "source": "acme.md", "heading": "AcmeDB",
-                                         "text": DOC}]}
+CONTEXT = {
+    "tool": "AcmeDB",
+    "chunks": [{"id": "c1", "source": "acme.md", "heading": "AcmeDB", "text": DOC}],
+}
 URLS = {"mistral": MISTRAL_URL, "openai": OPENAI_URL}
 
 
@@ -78,7 +80,9 @@ async def test_request_shape_and_logged_call(store, fake_sleep, provider, mode):
         assert body["tools"][0]["function"]["name"] == "Extraction"
         assert "tool_choice" in body
     assert [c.name for c in result.extraction.capabilities] == [
-        "Point-in-time recovery", "Synchronous replication"]
+        "Point-in-time recovery",
+        "Synchronous replication",
+    ]
     assert result.validated and not result.cache_hit
     assert (result.input_tokens, result.output_tokens, result.attempts) == (300, 100, 1)
     price = {"mistral": (0.1, 0.3), "openai": (0.15, 0.6)}[provider]
@@ -90,8 +94,10 @@ async def test_request_shape_and_logged_call(store, fake_sleep, provider, mode):
 
 async def test_document_with_template_syntax_is_sent_literally(store, fake_sleep):
     text = DOC + "\nUse {{ secret }} and {% if x %} in templates.\n"
-    context = {"tool": "AcmeDB", "chunks": [{"id": "c", "source": "a", "heading": "",
-                                             "text": text}]}
+    context = {
+        "tool": "AcmeDB",
+        "chunks": [{"id": "c", "source": "a", "heading": "", "text": text}],
+    }
     with respx.mock() as mock:
         route = mock.post(MISTRAL_URL).mock(return_value=ok(GOOD))
         async with httpx.AsyncClient() as http:
@@ -111,13 +117,15 @@ async def test_document_with_template_syntax_is_sent_literally(store, fake_sleep
     ids=["429-retry-after", "500", "timeout", "connect-error"],
 )
 @pytest.mark.parametrize("provider", ["mistral", "openai"])
-async def test_transient_failure_then_success(store, fake_sleep, sleeps, provider, first,
-                                              expected_sleep):
+async def test_transient_failure_then_success(
+    store, fake_sleep, sleeps, provider, first, expected_sleep
+):
     with respx.mock() as mock:
         route = mock.post(URLS[provider]).mock(side_effect=[first, ok(GOOD)])
         async with httpx.AsyncClient() as http:
             result = await caller(store, http, fake_sleep, provider).extract(
-                CONTEXT, run_id=None, chunk_id="c1")
+                CONTEXT, run_id=None, chunk_id="c1"
+            )
     assert route.call_count == 2
     assert result.validated and result.attempts == 2
     assert len(sleeps) == 1
@@ -134,7 +142,8 @@ async def test_persistent_failure_is_a_clear_error_and_logged(store, fake_sleep,
         async with httpx.AsyncClient() as http:
             with pytest.raises(ProviderError) as info:
                 await caller(store, http, fake_sleep, provider, attempts=3).extract(
-                    CONTEXT, run_id=None, chunk_id="c1")
+                    CONTEXT, run_id=None, chunk_id="c1"
+                )
     assert route.call_count == 3
     assert str(info.value).startswith(f"{provider} request failed after 3 attempt(s): HTTP 503")
     assert SECRET not in str(info.value)
@@ -157,10 +166,12 @@ async def test_failing_quote_is_reasked_with_the_error(store, fake_sleep, provid
     tools = mode == "tools"
     with respx.mock() as mock:
         route = mock.post(URLS[provider]).mock(
-            side_effect=[ok(BAD_QUOTE, tools=tools), ok(GOOD, tools=tools)])
+            side_effect=[ok(BAD_QUOTE, tools=tools), ok(GOOD, tools=tools)]
+        )
         async with httpx.AsyncClient() as http:
             result = await caller(store, http, fake_sleep, provider, mode).extract(
-                CONTEXT, run_id=None, chunk_id="c1")
+                CONTEXT, run_id=None, chunk_id="c1"
+            )
     assert route.call_count == 2
     reask = json.loads(route.calls[1].request.content)["messages"]
     assert "AcmeDB offers 90-day backups" in json.dumps(reask[-1])
@@ -173,8 +184,9 @@ async def test_invalid_json_then_valid(store, fake_sleep):
     with respx.mock() as mock:
         mock.post(MISTRAL_URL).mock(side_effect=[ok('{"capabilities": [ oops'), ok(GOOD)])
         async with httpx.AsyncClient() as http:
-            result = await caller(store, http, fake_sleep).extract(CONTEXT, run_id=None,
-                                                                   chunk_id="c1")
+            result = await caller(store, http, fake_sleep).extract(
+                CONTEXT, run_id=None, chunk_id="c1"
+            )
     assert result.validated and result.attempts == 2
 
 
@@ -183,7 +195,8 @@ async def test_still_ungrounded_after_reasks_is_kept_flagged(store, fake_sleep):
         route = mock.post(MISTRAL_URL).mock(return_value=ok(BAD_QUOTE))
         async with httpx.AsyncClient() as http:
             result = await caller(store, http, fake_sleep, reasks=2).extract(
-                CONTEXT, run_id=None, chunk_id="c1")
+                CONTEXT, run_id=None, chunk_id="c1"
+            )
     assert route.call_count == 3
     assert not result.validated
     assert result.extraction.capabilities[0].evidence == ["AcmeDB offers 90-day backups"]
@@ -196,7 +209,8 @@ async def test_invalid_json_every_time_is_a_clear_error(store, fake_sleep):
         async with httpx.AsyncClient() as http:
             with pytest.raises(ProviderError, match="without the expected structure"):
                 await caller(store, http, fake_sleep, attempts=2).extract(
-                    CONTEXT, run_id=None, chunk_id="c1")
+                    CONTEXT, run_id=None, chunk_id="c1"
+                )
 
 
 @pytest.mark.parametrize("provider", ["mistral", "openai"])
@@ -208,17 +222,20 @@ async def test_response_without_tool_call_is_a_clear_error(store, fake_sleep, pr
         async with httpx.AsyncClient() as http:
             with pytest.raises(ProviderError, match="without the expected structure"):
                 await caller(store, http, fake_sleep, provider, "tools", attempts=2).extract(
-                    CONTEXT, run_id=None, chunk_id="c1")
+                    CONTEXT, run_id=None, chunk_id="c1"
+                )
     assert route.call_count >= 2
 
 
 async def test_truncated_output_raises_limit_then_succeeds(store, fake_sleep):
     with respx.mock() as mock:
         route = mock.post(MISTRAL_URL).mock(
-            side_effect=[ok(GOOD, finish_reason="length"), ok(GOOD)])
+            side_effect=[ok(GOOD, finish_reason="length"), ok(GOOD)]
+        )
         async with httpx.AsyncClient() as http:
-            result = await caller(store, http, fake_sleep).extract(CONTEXT, run_id=None,
-                                                                   chunk_id="c1")
+            result = await caller(store, http, fake_sleep).extract(
+                CONTEXT, run_id=None, chunk_id="c1"
+            )
     limits = [json.loads(c.request.content)["max_tokens"] for c in route.calls]
     assert limits == [4096, 8192]
     assert result.validated
@@ -230,7 +247,8 @@ async def test_truncated_output_at_the_cap_is_a_clear_error(store, fake_sleep):
         async with httpx.AsyncClient() as http:
             with pytest.raises(ProviderError, match="cut off at 8192 output tokens"):
                 await caller(store, http, fake_sleep, max_tokens_cap=8192).extract(
-                    CONTEXT, run_id=None, chunk_id="c1")
+                    CONTEXT, run_id=None, chunk_id="c1"
+                )
 
 
 async def test_identical_request_is_served_from_cache(store, fake_sleep):
@@ -241,12 +259,15 @@ async def test_identical_request_is_served_from_cache(store, fake_sleep):
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post(MISTRAL_URL)
         async with httpx.AsyncClient() as http:
-            again = await caller(store, http, fake_sleep).extract(CONTEXT, run_id=None,
-                                                                  chunk_id="c1")
+            again = await caller(store, http, fake_sleep).extract(
+                CONTEXT, run_id=None, chunk_id="c1"
+            )
     assert route.call_count == 0
     assert again.cache_hit and again.cost_usd == 0 and again.attempts == 0
     assert [c.name for c in again.extraction.capabilities] == [
-        "Point-in-time recovery", "Synchronous replication"]
+        "Point-in-time recovery",
+        "Synchronous replication",
+    ]
     rows = calls(store)
     assert [(r.outcome, r.cache_hit, r.cost_usd) for r in rows][1] == ("cache_hit", True, 0.0)
     assert rows[0].request_hash == rows[1].request_hash
@@ -254,17 +275,29 @@ async def test_identical_request_is_served_from_cache(store, fake_sleep):
 
 @pytest.mark.parametrize(
     "change",
-    [{"model": "mistral-large-latest"}, {"mode": "tools"}, {"temperature": 0.5},
-     {"max_tokens": 1000}, {"base_url": "http://127.0.0.1:9/v1"}],
+    [
+        {"model": "mistral-large-latest"},
+        {"mode": "tools"},
+        {"temperature": 0.5},
+        {"max_tokens": 1000},
+        {"base_url": "http://127.0.0.1:9/v1"},
+    ],
 )
 def test_cache_key_covers_every_setting(store, change):
     base = ProviderConfig("mistral", "mistral-small-latest", "json_schema")
     fields = {**base.__dict__, **change}
     prompt, prices = load_prompt(), load_prices()
-    a = ModelCaller(cfg=base, key="k", prompt=prompt, store=store, http=None,  # type: ignore[arg-type]
-                    prices=prices)
-    b = ModelCaller(cfg=ProviderConfig(**fields), key="k", prompt=prompt, store=store,
-                    http=None, prices=prices)  # type: ignore[arg-type]
+    a = ModelCaller(
+        cfg=base,
+        key="k",
+        prompt=prompt,
+        store=store,
+        http=None,  # type: ignore[arg-type]
+        prices=prices,
+    )
+    b = ModelCaller(
+        cfg=ProviderConfig(**fields), key="k", prompt=prompt, store=store, http=None, prices=prices
+    )  # type: ignore[arg-type]
     assert a.request_hash(CONTEXT) != b.request_hash(CONTEXT)
     other = {**CONTEXT, "chunks": [{**CONTEXT["chunks"][0], "text": DOC + "x"}]}
     assert a.request_hash(CONTEXT) != a.request_hash(other)

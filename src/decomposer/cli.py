@@ -32,8 +32,8 @@ from decomposer.prompts import load_prompt
 from decomposer.providers import PROVIDERS, api_key, resolve
 from decomposer.replay import ReplayTransport
 from decomposer.runs import list_runs
-from decomposer.store import Store, open_store
 from decomposer.sources import slugify
+from decomposer.store import Store, open_store
 from decomposer.tools import TOOL_TYPES, add_tool, find_tool, list_tools
 
 app = typer.Typer(
@@ -42,8 +42,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-tool_app = typer.Typer(help="Manage the tools (products) whose docs are ingested.",
-                       no_args_is_help=True)
+tool_app = typer.Typer(
+    help="Manage the tools (products) whose docs are ingested.", no_args_is_help=True
+)
 app.add_typer(tool_app, name="tool")
 
 
@@ -105,8 +106,9 @@ def tool_add(
         if exist_ok and (found := find_tool(session, slug or slugify(name))) is not None:
             _out().print(f"tool [bold]{found.slug}[/] already exists")
             return
-        tool = add_tool(session, name, now=utcnow(), slug=slug, type=type, vendor=vendor,
-                        homepage=homepage)
+        tool = add_tool(
+            session, name, now=utcnow(), slug=slug, type=type, vendor=vendor, homepage=homepage
+        )
         _out().print(f"added tool [bold]{tool.slug}[/] ({tool.name})")
 
 
@@ -123,8 +125,13 @@ def tools_cmd(
         return
     table = Table("slug", "name", "type", "documents", "capabilities", box=None, pad_edge=False)
     for r in rows:
-        table.add_row(str(r["slug"]), str(r["name"]), str(r["type"] or "—"),
-                      str(r["documents"]), str(r["capabilities"]))
+        table.add_row(
+            str(r["slug"]),
+            str(r["name"]),
+            str(r["type"] or "—"),
+            str(r["documents"]),
+            str(r["capabilities"]),
+        )
     _out().print(table)
 
 
@@ -143,8 +150,11 @@ def ingest_cmd(
         report = ingest(store, tool, sources, now=utcnow(), budget=chunk_tokens)
     for note in report.notes:
         out.print(f"note: {note}")
-    for label, items in (("added", report.added), ("updated", report.updated),
-                         ("unchanged (no-op)", report.unchanged)):
+    for label, items in (
+        ("added", report.added),
+        ("updated", report.updated),
+        ("unchanged (no-op)", report.unchanged),
+    ):
         for source in items:
             out.print(f"{label}: {source}")
     out.print(
@@ -173,7 +183,9 @@ def extract_cmd(
     ] = RetryPolicy.attempts,
     replay: Annotated[
         Path | None,
-        typer.Option(help="Answer from recorded responses (file or folder) instead of the network."),
+        typer.Option(
+            help="Answer from recorded responses (file or folder) instead of the network."
+        ),
     ] = None,
 ) -> None:
     """Extract capabilities from a tool's ingested documents through the model."""
@@ -188,36 +200,64 @@ def extract_cmd(
     prices = load_prices(settings.prices_file)
     with env.store() as store:
         report = asyncio.run(
-            _extract(store, cfg, key, prompt, prices, tool, concurrency, transport,
-                     RetryPolicy(attempts=max_attempts))
+            _extract(
+                store,
+                cfg,
+                key,
+                prompt,
+                prices,
+                tool,
+                concurrency,
+                transport,
+                RetryPolicy(attempts=max_attempts),
+            )
         )
     _print_run(report)
 
 
 async def _extract(
-    store: Store, cfg: Any, key: str, prompt: Any, prices: Any, tool: str, concurrency: int,
-    transport: httpx.AsyncBaseTransport | None, policy: RetryPolicy,
+    store: Store,
+    cfg: Any,
+    key: str,
+    prompt: Any,
+    prices: Any,
+    tool: str,
+    concurrency: int,
+    transport: httpx.AsyncBaseTransport | None,
+    policy: RetryPolicy,
 ) -> RunReport:
-    async with httpx.AsyncClient(transport=transport, timeout=cfg.timeout_s,
-                                 follow_redirects=True) as http:
-        caller = ModelCaller(cfg=cfg, key=key, prompt=prompt, store=store, http=http,
-                             prices=prices, policy=policy)
+    async with httpx.AsyncClient(
+        transport=transport, timeout=cfg.timeout_s, follow_redirects=True
+    ) as http:
+        caller = ModelCaller(
+            cfg=cfg, key=key, prompt=prompt, store=store, http=http, prices=prices, policy=policy
+        )
         with _progress_bar() as (bar, task_for):
-            def on_progress(p: RunProgress) -> None:
-                bar.update(task_for(p.total), completed=p.done,
-                           tokens=p.input_tokens + p.output_tokens, cost=p.cost_usd)
 
-            return await run_extraction(caller, tool, concurrency=concurrency,
-                                        on_progress=on_progress)
+            def on_progress(p: RunProgress) -> None:
+                bar.update(
+                    task_for(p.total),
+                    completed=p.done,
+                    tokens=p.input_tokens + p.output_tokens,
+                    cost=p.cost_usd,
+                )
+
+            return await run_extraction(
+                caller, tool, concurrency=concurrency, on_progress=on_progress
+            )
 
 
 @contextmanager
 def _progress_bar() -> Iterator[tuple[Progress, Any]]:
     console = Console(stderr=True)
     bar = Progress(
-        TextColumn("[bold]extracting"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("[bold]extracting"),
+        BarColumn(),
+        MofNCompleteColumn(),
         TextColumn("chunks · {task.fields[tokens]:,} tokens · ${task.fields[cost]:.4f}"),
-        TimeElapsedColumn(), console=console, disable=not console.is_terminal,
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
     )
     tasks: dict[str, Any] = {}
 
@@ -258,12 +298,31 @@ def runs_cmd(
     if as_json:
         _print_json(rows)
         return
-    table = Table("run", "tool", "status", "model", "calls", "hits", "tokens", "cost", "caps",
-                  box=None, pad_edge=False)
+    table = Table(
+        "run",
+        "tool",
+        "status",
+        "model",
+        "calls",
+        "hits",
+        "tokens",
+        "cost",
+        "caps",
+        box=None,
+        pad_edge=False,
+    )
     for r in rows:
-        table.add_row(str(r["id"]), r["tool"], r["status"], r["model"], str(r["calls"]),
-                      str(r["cache_hits"]), f"{r['input_tokens'] + r['output_tokens']:,}",
-                      f"${r['cost_usd']:.4f}", str(r["capabilities"]))
+        table.add_row(
+            str(r["id"]),
+            r["tool"],
+            r["status"],
+            r["model"],
+            str(r["calls"]),
+            str(r["cache_hits"]),
+            f"{r['input_tokens'] + r['output_tokens']:,}",
+            f"${r['cost_usd']:.4f}",
+            str(r["capabilities"]),
+        )
     _out().print(table)
 
 
@@ -285,14 +344,16 @@ def capabilities_cmd(
         out.print(f"{tool}: no capabilities" + (f" with status {status}" if status else ""))
         return
     for cap in rows:
-        out.print(f"[bold]{cap['name']}[/]  [dim]{cap['category']} · {cap['status']} · "
-                  f"{cap['id']}[/]", markup=True)
+        out.print(
+            f"[bold]{cap['name']}[/]  [dim]{cap['category']} · {cap['status']} · {cap['id']}[/]",
+            markup=True,
+        )
         out.print(cap["description"], markup=False)
         out.print(f"Unique: {cap['unique']}", markup=False)
         out.print(f"vs alternatives: {cap['vs_alternatives']}", markup=False)
         for ev in cap["evidence"]:
             where = f"{ev['document']}:{ev['start']}-{ev['end']}" if ev["grounded"] else "NOT FOUND"
-            out.print(f"  > \"{ev['quote']}\" ({where})", markup=False, style="dim")
+            out.print(f'  > "{ev["quote"]}" ({where})', markup=False, style="dim")
         out.print()
 
 

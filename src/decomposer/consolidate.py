@@ -69,9 +69,7 @@ class Record:
     @property
     def best(self) -> Claim:
         """Text from a grounded finding if any, preferring the fullest description."""
-        ranked = sorted(
-            self.findings, key=lambda f: (not f.grounded, -len(f.claim.description))
-        )
+        ranked = sorted(self.findings, key=lambda f: (not f.grounded, -len(f.claim.description)))
         return ranked[0].claim
 
     def quotes(self) -> list[Quote]:

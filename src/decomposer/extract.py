@@ -10,16 +10,31 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from decomposer.consolidate import Finding, Record, SourceChunk, consolidate, resolve_quotes
+from decomposer.consolidate import (
+    Finding,
+    Quote,
+    Record,
+    SourceChunk,
+    consolidate,
+    resolve_quotes,
+)
 from decomposer.errors import InputError, ProviderError
 from decomposer.llm import CallResult, Clock, ModelCaller
 from decomposer.schema import Extraction
-from decomposer.store.models import Capability, Chunk, Document, Evidence, ExtractionRun, ProfileFact
+from decomposer.store.models import (
+    Capability,
+    Chunk,
+    Document,
+    Evidence,
+    ExtractionRun,
+    ProfileFact,
+)
 from decomposer.tools import get_tool
 
 REVIEWED = ("approved", "rejected")
@@ -84,8 +99,9 @@ async def run_extraction(
         run_id = run.id
     progress = Progress(total=len(chunks))
     try:
-        results = await _call_all(caller, tool_name, chunks, run_id, concurrency, progress,
-                                  on_progress)
+        results = await _call_all(
+            caller, tool_name, chunks, run_id, concurrency, progress, on_progress
+        )
     except BaseException as exc:
         _finish_failed(caller, run_id, progress, exc)
         raise
@@ -109,10 +125,21 @@ def _start_run(
 ) -> ExtractionRun:
     cfg, prompt = caller.cfg, caller.prompt
     run = ExtractionRun(
-        tool_id=tool_id, provider=cfg.provider, model=cfg.model, mode=cfg.mode,
-        base_url=cfg.base_url, temperature=cfg.temperature, prompt_name=prompt.name,
-        prompt_version=prompt.version, prompt_hash=prompt.sha256, status="running",
-        chunks_total=total, chunks_done=0, capabilities=0, ungrounded=0, started_at=clock(),
+        tool_id=tool_id,
+        provider=cfg.provider,
+        model=cfg.model,
+        mode=cfg.mode,
+        base_url=cfg.base_url,
+        temperature=cfg.temperature,
+        prompt_name=prompt.name,
+        prompt_version=prompt.version,
+        prompt_hash=prompt.sha256,
+        status="running",
+        chunks_total=total,
+        chunks_done=0,
+        capabilities=0,
+        ungrounded=0,
+        started_at=clock(),
     )
     session.add(run)
     session.flush()
@@ -161,7 +188,9 @@ async def _call_all(
     return [r for r in results if r is not None]
 
 
-def _finish_failed(caller: ModelCaller, run_id: int, progress: Progress, exc: BaseException) -> None:
+def _finish_failed(
+    caller: ModelCaller, run_id: int, progress: Progress, exc: BaseException
+) -> None:
     status = "failed" if isinstance(exc, Exception) else "interrupted"
     message = exc.message if isinstance(exc, ProviderError) else type(exc).__name__
     with caller.store.transaction() as session:
@@ -224,29 +253,48 @@ def _write_results(
     run.finished_at = now
     seen = {r.id for r in records}
     return RunReport(
-        run_id=run_id, tool=tool_slug, progress=progress, created=created, updated=updated,
-        ungrounded=ungrounded, unseen=len(set(existing) - seen), capabilities=len(records),
+        run_id=run_id,
+        tool=tool_slug,
+        progress=progress,
+        created=created,
+        updated=updated,
+        ungrounded=ungrounded,
+        unseen=len(set(existing) - seen),
+        capabilities=len(records),
     )
 
 
-def _new_capability(record: Record, tool_id: int, run_id: int, now: Any) -> Capability:
+def _new_capability(record: Record, tool_id: int, run_id: int, now: datetime) -> Capability:
     best = record.best
     return Capability(
-        id=record.id, tool_id=tool_id, key=record.key, name=best.name, category=best.category,
-        description=best.description, unique=best.unique, vs_alternatives=best.vs_alternatives,
-        status="proposed" if record.grounded else "ungrounded", version=1,
-        first_run_id=run_id, last_run_id=run_id, created_at=now, updated_at=now,
+        id=record.id,
+        tool_id=tool_id,
+        key=record.key,
+        name=best.name,
+        category=best.category,
+        description=best.description,
+        unique=best.unique,
+        vs_alternatives=best.vs_alternatives,
+        status="proposed" if record.grounded else "ungrounded",
+        version=1,
+        first_run_id=run_id,
+        last_run_id=run_id,
+        created_at=now,
+        updated_at=now,
     )
 
 
-def _refresh(row: Capability, record: Record, now: Any) -> bool:
+def _refresh(row: Capability, record: Record, now: datetime) -> bool:
     """Update unreviewed records from the new run; reviewed ones keep their human-checked text."""
     if row.status in REVIEWED:
         return False
     best = record.best
     fields = {
-        "name": best.name, "category": best.category, "description": best.description,
-        "unique": best.unique, "vs_alternatives": best.vs_alternatives,
+        "name": best.name,
+        "category": best.category,
+        "description": best.description,
+        "unique": best.unique,
+        "vs_alternatives": best.vs_alternatives,
         "status": "proposed" if record.grounded else "ungrounded",
     }
     changed = {k: v for k, v in fields.items() if getattr(row, k) != v}
@@ -258,35 +306,47 @@ def _refresh(row: Capability, record: Record, now: Any) -> bool:
     return bool(changed)
 
 
-def _evidence(quote: Any, run_id: int) -> Evidence:
+def _evidence(quote: Quote, run_id: int) -> Evidence:
     return Evidence(
-        document_id=quote.document_id, chunk_id=quote.chunk_id, quote=quote.text,
-        start=quote.start, end=quote.end, score=quote.score, grounded=quote.grounded,
+        document_id=quote.document_id,
+        chunk_id=quote.chunk_id,
+        quote=quote.text,
+        start=quote.start,
+        end=quote.end,
+        score=quote.score,
+        grounded=quote.grounded,
         run_id=run_id,
     )
 
 
 def _write_profile(
-    session: Session, tool_id: int, run_id: int,
+    session: Session,
+    tool_id: int,
+    run_id: int,
     answers: Sequence[tuple[Extraction, list[SourceChunk]]],
 ) -> None:
     """Per field, the first value backed by a grounded quote (else the first value, flagged)."""
-    chosen: dict[str, tuple[object, list[Any], bool]] = {}
+    chosen: dict[str, tuple[object, list[Quote], bool]] = {}
     for extraction, sources in answers:
         p = extraction.profile
         candidates: list[tuple[str, object, str | None]] = [
             ("type", p.type.value if p.type else None, p.type.evidence if p.type else None),
             ("pricing_model", p.pricing_model, _pricing_quote(extraction)),
-            ("starting_price",
-             p.starting_price.model_dump(exclude={"evidence"}) if p.starting_price else None,
-             p.starting_price.evidence if p.starting_price else None),
-            ("free_tier", p.free_tier.available if p.free_tier else None,
-             p.free_tier.evidence if p.free_tier else None),
+            (
+                "starting_price",
+                p.starting_price.model_dump(exclude={"evidence"}) if p.starting_price else None,
+                p.starting_price.evidence if p.starting_price else None,
+            ),
+            (
+                "free_tier",
+                p.free_tier.available if p.free_tier else None,
+                p.free_tier.evidence if p.free_tier else None,
+            ),
         ]
-        for name, value, quote in candidates:
+        for name, value, quote_text in candidates:
             if value is None:
                 continue
-            quotes = resolve_quotes([quote], sources) if quote else []
+            quotes = resolve_quotes([quote_text], sources) if quote_text else []
             grounded = all(q.grounded for q in quotes)
             if name not in chosen or (grounded and not chosen[name][2]):
                 chosen[name] = (value, quotes, grounded)

@@ -61,8 +61,14 @@ def normalise(text: str) -> Normalised:
 
 
 def _fold_quote(ch: str) -> str:
-    return {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-",
-            "\u2014": "-"}.get(ch, ch)
+    return {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2013": "-",
+        "\u2014": "-",
+    }.get(ch, ch)
 
 
 @lru_cache(maxsize=64)

@@ -34,7 +34,7 @@ def ingest(
     budget: int = DEFAULT_CHUNK_TOKENS,
     http_client: httpx.Client | None = None,
 ) -> IngestReport:
-    """All inputs are loaded and validated before anything is written; writes are one transaction."""
+    """Load and validate every input before writing; all writes are one transaction."""
     with store.transaction() as session:
         get_tool(session, tool_slug)
     documents, notes = load_sources(inputs, http_client=http_client)
@@ -47,7 +47,11 @@ def ingest(
 
 
 def _store_document(
-    session: Session, tool: Tool, doc: SourceDocument, now: datetime, budget: int,
+    session: Session,
+    tool: Tool,
+    doc: SourceDocument,
+    now: datetime,
+    budget: int,
     report: IngestReport,
 ) -> None:
     row = session.scalar(
@@ -71,8 +75,15 @@ def _store_document(
     row.updated_at = now
     pieces = chunk_document(f"{tool.slug}:{doc.source}", doc.text, budget)
     row.chunks.extend(
-        Chunk(id=c.id, ordinal=c.ordinal, start=c.start, end=c.end, heading=c.heading,
-              text=c.text, tokens=c.tokens)
+        Chunk(
+            id=c.id,
+            ordinal=c.ordinal,
+            start=c.start,
+            end=c.end,
+            heading=c.heading,
+            text=c.text,
+            tokens=c.tokens,
+        )
         for c in pieces
     )
     report.chunks_written += len(pieces)

@@ -160,7 +160,8 @@ class ModelCaller:
     ) -> tuple[Extraction, bool]:
         max_tokens = self.cfg.max_tokens
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.policy.attempts) | stop_after_delay(self.policy.deadline_s),
+            stop=stop_after_attempt(self.policy.attempts)
+            | stop_after_delay(self.policy.deadline_s),
             wait=self._wait,
             retry=retry_if_exception(_is_retryable),
             sleep=self.sleep,
@@ -286,15 +287,24 @@ class ModelCaller:
         log.info(
             "llm call provider=%s model=%s mode=%s chunk=%s outcome=%s attempts=%d "
             "tokens_in=%d tokens_out=%d cost_usd=%s latency_ms=%.1f",
-            self.cfg.provider, self.cfg.model, self.cfg.mode, chunk_id, outcome,
-            result.attempts, result.input_tokens, result.output_tokens, result.cost_usd,
+            self.cfg.provider,
+            self.cfg.model,
+            self.cfg.mode,
+            chunk_id,
+            outcome,
+            result.attempts,
+            result.input_tokens,
+            result.output_tokens,
+            result.cost_usd,
             result.latency_ms,
         )
 
 
 _EMPTY_PROFILE = Extraction.model_validate(
-    {"capabilities": [], "profile": {"type": None, "pricing_model": None,
-                                     "starting_price": None, "free_tier": None}}
+    {
+        "capabilities": [],
+        "profile": {"type": None, "pricing_model": None, "starting_price": None, "free_tier": None},
+    }
 ).profile
 
 
@@ -340,8 +350,9 @@ def _parse_last(exc: InstructorRetryException) -> Extraction:
     try:
         return Extraction.model_validate_json(text)
     except ValidationError as err:
-        raise _Malformed(f"invalid output after {exc.n_attempts} attempts: {err.errors()[0]['msg']}"
-                         ) from None
+        raise _Malformed(
+            f"invalid output after {exc.n_attempts} attempts: {err.errors()[0]['msg']}"
+        ) from None
 
 
 def payload_text(completion: Any) -> str:

@@ -48,8 +48,13 @@ def _parse(raw: object, origin: str) -> dict[str, dict[str, tuple[float, float]]
         if not isinstance(models, dict):
             raise ConfigError(f"{origin}: {provider} must map model names to [input, output]")
         for model, pair in models.items():
-            if not (isinstance(pair, list) and len(pair) == 2
-                    and all(isinstance(p, int | float) and p >= 0 for p in pair)):
-                raise ConfigError(f"{origin}: {provider}/{model} must be [input, output] USD per 1M")
+            if not (
+                isinstance(pair, list)
+                and len(pair) == 2
+                and all(isinstance(p, int | float) and p >= 0 for p in pair)
+            ):
+                raise ConfigError(
+                    f"{origin}: {provider}/{model} must be [input, output] USD per 1M"
+                )
             out.setdefault(provider, {})[model] = (float(pair[0]), float(pair[1]))
     return out

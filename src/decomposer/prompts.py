@@ -52,7 +52,9 @@ def default_prompts_dir() -> Path:
     return Path(__file__).resolve().parent / "_prompts"
 
 
-def load_prompt(name: str = EXTRACT, version: str | None = None, root: Path | None = None) -> Prompt:
+def load_prompt(
+    name: str = EXTRACT, version: str | None = None, root: Path | None = None
+) -> Prompt:
     base = (root or default_prompts_dir()) / name
     versions = sorted(
         (int(m.group(1)), p.name)
@@ -68,5 +70,7 @@ def load_prompt(name: str = EXTRACT, version: str | None = None, root: Path | No
         user = (folder / "user.j2").read_text(encoding="utf-8")
     except FileNotFoundError:
         known = ", ".join(v for _, v in versions)
-        raise ConfigError(f"unknown prompt version {name}/{chosen}", hint=f"known: {known}") from None
+        raise ConfigError(
+            f"unknown prompt version {name}/{chosen}", hint=f"known: {known}"
+        ) from None
     return Prompt(name=name, version=chosen, system=system, user=user)

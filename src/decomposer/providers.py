@@ -61,7 +61,9 @@ def resolve(
 ) -> ProviderConfig:
     """Validate a user's choice of provider, model, mode and endpoint."""
     if provider not in PROVIDERS:
-        raise ConfigError(f"unknown provider {provider!r}", hint=f"use one of {', '.join(PROVIDERS)}")
+        raise ConfigError(
+            f"unknown provider {provider!r}", hint=f"use one of {', '.join(PROVIDERS)}"
+        )
     chosen_mode = mode or DEFAULT_MODE
     if chosen_mode not in MODES:
         raise ConfigError(f"unknown mode {chosen_mode!r}", hint=f"use one of {', '.join(MODES)}")
@@ -85,8 +87,8 @@ def check_base_url(url: str) -> None:
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc or " " in url:
         raise ConfigError(
-            f"malformed base URL {url!r}", hint="expected http(s)://host[:port]/path, e.g. "
-            "http://127.0.0.1:8000/v1"
+            f"malformed base URL {url!r}",
+            hint="expected http(s)://host[:port]/path, e.g. http://127.0.0.1:8000/v1",
         )
 
 
@@ -106,7 +108,9 @@ def api_key(settings: Settings, provider: str, *, required: bool = True) -> str:
     )
 
 
-def make_client(cfg: ProviderConfig, key: str, http: httpx.AsyncClient) -> instructor.AsyncInstructor:
+def make_client(
+    cfg: ProviderConfig, key: str, http: httpx.AsyncClient
+) -> instructor.AsyncInstructor:
     """A fresh Instructor client per call, so per-call hooks never see another call's events."""
     if cfg.provider == "mistral":
         sdk = Mistral(

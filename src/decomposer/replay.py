@@ -8,6 +8,7 @@ Requests in tools mode get the recorded JSON back as a tool call, as a provider 
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,7 @@ class ReplayTransport(httpx.AsyncBaseTransport):
         return cls(interactions)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content or b"{}")
+        body: dict[str, Any] = json.loads(request.content or b"{}")
         self.requests.append(body)
         text = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
         for interaction in self.interactions:
@@ -60,14 +61,17 @@ class ReplayTransport(httpx.AsyncBaseTransport):
                 return httpx.Response(200, json=_shape(interaction.next(), body))
         return httpx.Response(
             501,
-            json={"object": "error", "type": "replay_miss",
-                  "message": "no recorded response matches this request"},
+            json={
+                "object": "error",
+                "type": "replay_miss",
+                "message": "no recorded response matches this request",
+            },
         )
 
 
 def _shape(recorded: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     """Return the recorded JSON the way the request's mode expects it."""
-    response = json.loads(json.dumps(recorded))
+    response = copy.deepcopy(recorded)
     response["model"] = request.get("model", response.get("model"))
     tools = request.get("tools")
     if not tools:
@@ -75,10 +79,14 @@ def _shape(recorded: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     name = tools[0]["function"]["name"]
     for i, choice in enumerate(response.get("choices", [])):
         message = choice["message"]
-        message["tool_calls"] = [{
-            "id": f"replay{i}", "type": "function", "index": 0,
-            "function": {"name": name, "arguments": message.get("content") or "{}"},
-        }]
+        message["tool_calls"] = [
+            {
+                "id": f"replay{i}",
+                "type": "function",
+                "index": 0,
+                "function": {"name": name, "arguments": message.get("content") or "{}"},
+            }
+        ]
         message["content"] = ""
         choice["finish_reason"] = "tool_calls"
     return response

@@ -10,7 +10,9 @@ from sqlalchemy.orm import Session
 from decomposer.store.models import ExtractionRun, LLMCall, Tool
 
 
-def list_runs(session: Session, tool_slug: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+def list_runs(
+    session: Session, tool_slug: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
     calls = (
         select(
             LLMCall.run_id,
@@ -36,26 +38,28 @@ def list_runs(session: Session, tool_slug: str | None = None, limit: int = 50) -
     out = []
     for row in session.execute(query):
         run: ExtractionRun = row[0]
-        out.append({
-            "id": run.id,
-            "tool": row.slug,
-            "status": run.status,
-            "provider": run.provider,
-            "model": run.model,
-            "mode": run.mode,
-            "prompt": f"{run.prompt_name}/{run.prompt_version}",
-            "prompt_hash": run.prompt_hash,
-            "chunks": run.chunks_total,
-            "calls": int(row.calls or 0),
-            "cache_hits": int(row.cache_hits or 0),
-            "attempts": int(row.attempts or 0),
-            "input_tokens": int(row.input_tokens or 0),
-            "output_tokens": int(row.output_tokens or 0),
-            "cost_usd": round(float(row.cost_usd or 0.0), 6),
-            "capabilities": run.capabilities,
-            "ungrounded": run.ungrounded,
-            "error": run.error,
-            "started_at": run.started_at.isoformat(),
-            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        })
+        out.append(
+            {
+                "id": run.id,
+                "tool": row.slug,
+                "status": run.status,
+                "provider": run.provider,
+                "model": run.model,
+                "mode": run.mode,
+                "prompt": f"{run.prompt_name}/{run.prompt_version}",
+                "prompt_hash": run.prompt_hash,
+                "chunks": run.chunks_total,
+                "calls": int(row.calls or 0),
+                "cache_hits": int(row.cache_hits or 0),
+                "attempts": int(row.attempts or 0),
+                "input_tokens": int(row.input_tokens or 0),
+                "output_tokens": int(row.output_tokens or 0),
+                "cost_usd": round(float(row.cost_usd or 0.0), 6),
+                "capabilities": run.capabilities,
+                "ungrounded": run.ungrounded,
+                "error": run.error,
+                "started_at": run.started_at.isoformat(),
+                "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            }
+        )
     return out

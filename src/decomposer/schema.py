@@ -8,7 +8,7 @@ context carrying the source chunks is given, so stored or cached payloads can be
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
@@ -32,7 +32,7 @@ Category = Literal[
     "pricing",
     "other",
 ]
-CATEGORIES: tuple[str, ...] = Category.__args__
+CATEGORIES: tuple[str, ...] = get_args(Category)
 
 PricingModel = Literal["free", "freemium", "paid", "open-weights", "unknown"]
 

@@ -29,13 +29,16 @@ def add_tool(
         raise InputError("a tool needs a name")
     final_slug = slugify(slug or name)
     if slug is not None and final_slug != slug:
-        raise InputError(f"invalid slug {slug!r}", hint=f"use lowercase-hyphenated, e.g. {final_slug!r}")
+        raise InputError(
+            f"invalid slug {slug!r}", hint=f"use lowercase-hyphenated, e.g. {final_slug!r}"
+        )
     if type is not None and type not in TOOL_TYPES:
         raise InputError(f"unknown tool type {type!r}", hint=f"use one of {', '.join(TOOL_TYPES)}")
     if find_tool(session, final_slug) is not None:
         raise InputError(f"tool {final_slug!r} already exists")
-    tool = Tool(slug=final_slug, name=name, type=type, vendor=vendor, homepage=homepage,
-                created_at=now)
+    tool = Tool(
+        slug=final_slug, name=name, type=type, vendor=vendor, homepage=homepage, created_at=now
+    )
     session.add(tool)
     session.flush()
     return tool
@@ -49,21 +52,19 @@ def get_tool(session: Session, slug: str) -> Tool:
     tool = find_tool(session, slug)
     if tool is None:
         known = session.scalars(select(Tool.slug).order_by(Tool.slug)).all()
-        hint = f"known tools: {', '.join(known)}" if known else "add one with `decomposer tool add NAME`"
+        hint = (
+            f"known tools: {', '.join(known)}"
+            if known
+            else "add one with `decomposer tool add NAME`"
+        )
         raise NotFoundError(f"unknown tool {slug!r}", hint=hint)
     return tool
 
 
 def list_tools(session: Session) -> list[dict[str, object]]:
-    docs = (
-        select(Document.tool_id, func.count().label("n"))
-        .group_by(Document.tool_id)
-        .subquery()
-    )
+    docs = select(Document.tool_id, func.count().label("n")).group_by(Document.tool_id).subquery()
     caps = (
-        select(Capability.tool_id, func.count().label("n"))
-        .group_by(Capability.tool_id)
-        .subquery()
+        select(Capability.tool_id, func.count().label("n")).group_by(Capability.tool_id).subquery()
     )
     rows = session.execute(
         select(Tool, func.coalesce(docs.c.n, 0), func.coalesce(caps.c.n, 0))
