@@ -85,3 +85,34 @@ def test_grounded_finding_text_wins_over_ungrounded():
     [record] = consolidate("t", [bad, good], {})
     assert record.grounded
     assert record.best is good.claim
+
+
+def _piece(tokens: int, name: str) -> tuple[object, str]:
+    from decomposer.store.models import Chunk
+
+    return (Chunk(id=name, tokens=tokens, heading="", text=name), f"/docs/{name}.md")
+
+
+@pytest.mark.parametrize(
+    ("sizes", "budget", "expected"),
+    [
+        ([100, 200, 300], 1000, [[100, 200, 300]]),
+        ([100, 600, 100], 1000, [[100], [600], [100]]),
+        ([400, 400, 400], 1000, [[400, 400], [400]]),
+        ([1000], 1000, [[1000]]),
+        ([], 1000, []),
+    ],
+    ids=[
+        "small pages share a call",
+        "a big chunk stands alone",
+        "budget closes a group",
+        "one full chunk",
+        "nothing",
+    ],
+)
+def test_pack_calls(sizes, budget, expected):
+    from decomposer.extract import pack_calls
+
+    pieces = [_piece(t, f"c{i}") for i, t in enumerate(sizes)]
+    groups = pack_calls(pieces, budget)  # type: ignore[arg-type]
+    assert [[p[0].tokens for p in g] for g in groups] == expected

@@ -106,6 +106,20 @@ EXPECTED = {
         "grounded",
         "run_id",
     },
+    "catalogue_entries": {
+        "tool_id",
+        "categories",
+        "pricing_model",
+        "free_tier",
+        "price_amount",
+        "price_currency",
+        "price_unit",
+        "signals",
+        "source",
+        "content_hash",
+        "imported_at",
+        "revision",
+    },
 }
 
 

@@ -174,6 +174,9 @@ def extract_cmd(
     ] = None,
     mode: Annotated[str | None, typer.Option(help="json_schema (default) or tools.")] = None,
     concurrency: Annotated[int, typer.Option(help="Model calls in flight at once.")] = 4,
+    pack_tokens: Annotated[
+        int, typer.Option(help="Pack neighbouring small chunks into one call up to this size.")
+    ] = DEFAULT_CHUNK_TOKENS,
     max_tokens: Annotated[int, typer.Option(help="Output token limit per call.")] = 4096,
     prompt_version: Annotated[
         str | None, typer.Option(help="Prompt version under prompts/extract/ (default: newest).")
@@ -208,6 +211,7 @@ def extract_cmd(
                 prices,
                 tool,
                 concurrency,
+                pack_tokens,
                 transport,
                 RetryPolicy(attempts=max_attempts),
             )
@@ -223,6 +227,7 @@ async def _extract(
     prices: Any,
     tool: str,
     concurrency: int,
+    pack_tokens: int,
     transport: httpx.AsyncBaseTransport | None,
     policy: RetryPolicy,
 ) -> RunReport:
@@ -243,7 +248,11 @@ async def _extract(
                 )
 
             return await run_extraction(
-                caller, tool, concurrency=concurrency, on_progress=on_progress
+                caller,
+                tool,
+                concurrency=concurrency,
+                pack_tokens=pack_tokens,
+                on_progress=on_progress,
             )
 
 
@@ -254,7 +263,7 @@ def _progress_bar() -> Iterator[tuple[Progress, Any]]:
         TextColumn("[bold]extracting"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("chunks · {task.fields[tokens]:,} tokens · ${task.fields[cost]:.4f}"),
+        TextColumn("requests · {task.fields[tokens]:,} tokens · ${task.fields[cost]:.4f}"),
         TimeElapsedColumn(),
         console=console,
         disable=not console.is_terminal,
@@ -274,8 +283,8 @@ def _print_run(report: RunReport) -> None:
     p = report.progress
     out = _out()
     out.print(
-        f"[bold]{report.tool}[/]: run {report.run_id} succeeded — {p.total} chunks, "
-        f"{p.calls} calls, {p.cache_hits} cache hits, {p.input_tokens:,} in / "
+        f"[bold]{report.tool}[/]: run {report.run_id} succeeded — {p.chunks} chunks in "
+        f"{p.total} requests: {p.calls} calls, {p.cache_hits} cache hits, {p.input_tokens:,} in / "
         f"{p.output_tokens:,} out tokens, ${p.cost_usd:.4f}"
     )
     out.print(

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from decomposer.chunks import DEFAULT_CHUNK_TOKENS
 from decomposer.consolidate import (
     Finding,
     Quote,
@@ -38,6 +39,8 @@ from decomposer.store.models import (
 from decomposer.tools import get_tool
 
 REVIEWED = ("approved", "rejected")
+Piece = tuple[Chunk, str]
+"""A stored chunk and the source (path or URL) of its document."""
 
 
 @dataclass
@@ -46,14 +49,16 @@ class Progress:
 
     total: int
     done: int = 0
+    chunks: int = 0
     calls: int = 0
     cache_hits: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
 
-    def add(self, result: CallResult) -> None:
+    def add(self, result: CallResult, chunks: int) -> None:
         self.done += 1
+        self.chunks += chunks
         self.cache_hits += result.cache_hit
         self.calls += not result.cache_hit
         self.input_tokens += result.input_tokens
@@ -81,6 +86,7 @@ async def run_extraction(
     tool_slug: str,
     *,
     concurrency: int = 4,
+    pack_tokens: int = DEFAULT_CHUNK_TOKENS,
     on_progress: OnProgress | None = None,
 ) -> RunReport:
     if concurrency < 1:
@@ -97,20 +103,21 @@ async def run_extraction(
             )
         run = _start_run(session, caller, tool.id, len(chunks), clock)
         run_id = run.id
-    progress = Progress(total=len(chunks))
+    groups = pack_calls(chunks, pack_tokens)
+    progress = Progress(total=len(groups))
     try:
         results = await _call_all(
-            caller, tool_name, chunks, run_id, concurrency, progress, on_progress
+            caller, tool_name, groups, run_id, concurrency, progress, on_progress
         )
     except BaseException as exc:
         _finish_failed(caller, run_id, progress, exc)
         raise
     with store.transaction() as session:
-        report = _write_results(session, tool_slug, run_id, chunks, results, progress, clock)
+        report = _write_results(session, tool_slug, run_id, groups, results, progress, clock)
     return report
 
 
-def _chunks_of(session: Session, tool_id: int) -> list[tuple[Chunk, str]]:
+def _chunks_of(session: Session, tool_id: int) -> list[Piece]:
     rows = session.execute(
         select(Chunk, Document.source)
         .join(Document, Chunk.document_id == Document.id)
@@ -146,42 +153,80 @@ def _start_run(
     return run
 
 
-def context_for(tool_name: str, chunk: Chunk, source: str) -> dict[str, Any]:
+def pack_calls(chunks: Sequence[Piece], budget: int) -> list[list[Piece]]:
+    """Group neighbouring small chunks into one call while their tokens fit ``budget``.
+
+    Every call pays the system prompt and schema again, so packing small pages (a pricing
+    stub, a short overview) saves most of the per-call overhead. A chunk of at least half the
+    budget always gets its own call, which keeps a changed page from reshuffling the groups
+    (and so the cache keys) of large neighbours.
+    """
+    groups: list[list[Piece]] = []
+    current: list[Piece] = []
+    used = 0
+    for piece in chunks:
+        tokens = piece[0].tokens
+        solo = tokens * 2 >= budget
+        if current and (solo or used + tokens > budget):
+            groups.append(current)
+            current, used = [], 0
+        current.append(piece)
+        used += tokens
+        if solo:
+            groups.append(current)
+            current, used = [], 0
+    if current:
+        groups.append(current)
+    return groups
+
+
+def context_for(tool_name: str, group: Sequence[Piece]) -> dict[str, Any]:
     """The template variables and the grounding validator's source text, in one mapping."""
     return {
         "tool": tool_name,
         "chunks": [
-            {"id": chunk.id, "source": source, "heading": chunk.heading, "text": chunk.text}
+            {
+                "id": chunk.id,
+                "source": _short_source(source),
+                "heading": chunk.heading,
+                "text": chunk.text,
+            }
+            for chunk, source in group
         ],
     }
+
+
+def _short_source(source: str) -> str:
+    """URLs as they are; local files by name only, so no local paths reach the provider."""
+    return source if "://" in source else source.rsplit("/", 1)[-1]
 
 
 async def _call_all(
     caller: ModelCaller,
     tool_name: str,
-    chunks: Sequence[tuple[Chunk, str]],
+    groups: Sequence[Sequence[Piece]],
     run_id: int,
     concurrency: int,
     progress: Progress,
     on_progress: OnProgress | None,
 ) -> list[CallResult]:
     gate = asyncio.Semaphore(concurrency)
-    results: list[CallResult | None] = [None] * len(chunks)
+    results: list[CallResult | None] = [None] * len(groups)
 
-    async def one(index: int, chunk: Chunk, source: str) -> None:
+    async def one(index: int, group: Sequence[Piece]) -> None:
         async with gate:
             result = await caller.extract(
-                context_for(tool_name, chunk, source), run_id=run_id, chunk_id=chunk.id
+                context_for(tool_name, group), run_id=run_id, chunk_id=group[0][0].id
             )
         results[index] = result
-        progress.add(result)
+        progress.add(result, len(group))
         if on_progress is not None:
             on_progress(progress)
 
     try:
         async with asyncio.TaskGroup() as group:
-            for index, (chunk, source) in enumerate(chunks):
-                group.create_task(one(index, chunk, source))
+            for index, pieces in enumerate(groups):
+                group.create_task(one(index, pieces))
     except BaseExceptionGroup as group_error:
         first = group_error.exceptions[0]
         raise first from None
@@ -198,17 +243,17 @@ def _finish_failed(
         if run is not None:
             run.status = status
             run.error = message
-            run.chunks_done = progress.done
+            run.chunks_done = progress.chunks
             run.finished_at = caller.clock()
 
 
 def _findings(
-    chunks: Sequence[tuple[Chunk, str]], results: Sequence[CallResult]
+    groups: Sequence[Sequence[Piece]], results: Sequence[CallResult]
 ) -> tuple[list[Finding], list[tuple[Extraction, list[SourceChunk]]]]:
     findings: list[Finding] = []
     answers: list[tuple[Extraction, list[SourceChunk]]] = []
-    for (chunk, _source), result in zip(chunks, results, strict=True):
-        sources = [SourceChunk(chunk.id, chunk.document_id, chunk.start, chunk.text)]
+    for group, result in zip(groups, results, strict=True):
+        sources = [SourceChunk(c.id, c.document_id, c.start, c.text) for c, _source in group]
         answers.append((result.extraction, sources))
         for claim in result.extraction.capabilities:
             findings.append(Finding(claim, resolve_quotes(claim.evidence, sources)))
@@ -219,13 +264,13 @@ def _write_results(
     session: Session,
     tool_slug: str,
     run_id: int,
-    chunks: Sequence[tuple[Chunk, str]],
+    groups: Sequence[Sequence[Piece]],
     results: Sequence[CallResult],
     progress: Progress,
     clock: Clock,
 ) -> RunReport:
     tool = get_tool(session, tool_slug)
-    findings, answers = _findings(chunks, results)
+    findings, answers = _findings(groups, results)
     existing = {
         c.id: c for c in session.scalars(select(Capability).where(Capability.tool_id == tool.id))
     }
@@ -247,7 +292,7 @@ def _write_results(
     run = session.get(ExtractionRun, run_id)
     assert run is not None
     run.status = "succeeded"
-    run.chunks_done = progress.done
+    run.chunks_done = progress.chunks
     run.capabilities = len(records)
     run.ungrounded = ungrounded
     run.finished_at = now

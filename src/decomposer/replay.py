@@ -3,6 +3,7 @@
 The offline demo and tests use it in place of the network, so the real SDK and Instructor code
 paths run unchanged. A recording file holds ``interactions``: each has a ``match`` string found
 in the request's messages and the ``responses`` to return in order (the last one repeats).
+A request that packs several recorded documents gets their answers combined.
 Requests in tools mode get the recorded JSON back as a tool call, as a provider would send it.
 """
 
@@ -56,9 +57,9 @@ class ReplayTransport(httpx.AsyncBaseTransport):
         body: dict[str, Any] = json.loads(request.content or b"{}")
         self.requests.append(body)
         text = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
-        for interaction in self.interactions:
-            if interaction.match in text:
-                return httpx.Response(200, json=_shape(interaction.next(), body))
+        hits = [i.next() for i in self.interactions if i.match in text]
+        if hits:
+            return httpx.Response(200, json=_shape(_combine(hits), body))
         return httpx.Response(
             501,
             json={
@@ -67,6 +68,28 @@ class ReplayTransport(httpx.AsyncBaseTransport):
                 "message": "no recorded response matches this request",
             },
         )
+
+
+def _combine(responses: list[dict[str, Any]]) -> dict[str, Any]:
+    """One answer for a request that packs several recorded documents: their capabilities in
+    order, the first value of each profile field, and the usage summed."""
+    if len(responses) == 1:
+        return responses[0]
+    payloads = [json.loads(r["choices"][0]["message"]["content"]) for r in responses]
+    profile: dict[str, Any] = {}
+    for payload in payloads:
+        for key, value in payload["profile"].items():
+            if profile.get(key) is None:
+                profile[key] = value
+    combined = copy.deepcopy(responses[0])
+    combined["choices"][0]["message"]["content"] = json.dumps(
+        {"capabilities": [c for p in payloads for c in p["capabilities"]], "profile": profile}
+    )
+    combined["usage"] = {
+        key: sum(int(r["usage"][key]) for r in responses)
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens")
+    }
+    return combined
 
 
 def _shape(recorded: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:

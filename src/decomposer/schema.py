@@ -44,42 +44,37 @@ class _Strict(BaseModel):
 class Capability(_Strict):
     """One thing the product can do, as stated by its documentation."""
 
-    name: str = Field(description="Short title, 2-6 words, e.g. 'Structured JSON output'.")
+    name: str
     category: Category
-    description: str = Field(description="What it does and how, 2-4 sentences, only from the docs.")
-    unique: str = Field(description="What is distinctive about it, as the docs support it.")
-    vs_alternatives: str = Field(
-        description="How it compares with alternatives; say 'Not stated in the docs.' if unknown."
-    )
-    evidence: list[str] = Field(
-        min_length=1,
-        description="One or more verbatim quotes (a sentence or clause) copied from the docs.",
-    )
+    description: str
+    unique: str
+    vs_alternatives: str
+    evidence: list[str] = Field(min_length=1)
 
 
 class Fact(_Strict):
     """A profile value with the quote that supports it."""
 
     value: str
-    evidence: str = Field(description="Verbatim quote from the docs supporting the value.")
+    evidence: str
 
 
 class Price(_Strict):
-    amount: float = Field(description="Lowest listed price, e.g. 0.1")
-    currency: str = Field(description="ISO code, e.g. USD or EUR")
-    unit: str = Field(description="What the amount buys, e.g. '1M input tokens'")
-    evidence: str = Field(description="Verbatim quote from the docs with the price.")
+    amount: float
+    currency: str = Field(description="ISO code, e.g. USD")
+    unit: str = Field(description="e.g. 1M input tokens")
+    evidence: str
 
 
 class FreeTier(_Strict):
     available: bool
-    evidence: str = Field(description="Verbatim quote from the docs about free use.")
+    evidence: str
 
 
 class Profile(_Strict):
     """Product facts; null where this part of the docs does not state them."""
 
-    type: Fact | None = Field(description="API, Model, Library, Platform, ...")
+    type: Fact | None = Field(description="API, Model, Library or Platform")
     pricing_model: PricingModel | None
     starting_price: Price | None
     free_tier: FreeTier | None
@@ -90,6 +85,13 @@ class Extraction(_Strict):
 
     capabilities: list[Capability]
     profile: Profile
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The schema sent with every call, without titles and docstrings: they cost tokens on
+        every request and repeat what the field names and the system prompt already say."""
+        lean: dict[str, Any] = _lean(super().model_json_schema(*args, **kwargs), top=True)
+        return lean
 
     @model_validator(mode="after")
     def _quotes_are_grounded(self, info: ValidationInfo) -> Extraction:
@@ -132,3 +134,21 @@ def locate(quote: str, sources: Sequence[str]) -> tuple[int, int, int, float] | 
 
 def validation_context(chunks: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {"chunks": list(chunks)}
+
+
+def _lean(node: Any, top: bool = False) -> Any:
+    if isinstance(node, list):
+        return [_lean(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    is_model = node.get("type") == "object" and "properties" in node
+    return {
+        key: (
+            _lean(value)
+            if key not in ("properties", "$defs")
+            else {name: _lean(sub) for name, sub in value.items()}
+        )
+        for key, value in node.items()
+        if not (key == "title" and isinstance(value, str) and not top)
+        and not (key == "description" and is_model and not top)
+    }
