@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import resource
 import statistics
 import tempfile
 import time
@@ -54,6 +56,16 @@ def prompt_tokens(prompt: Prompt, tool: str, groups: Sequence[Sequence[Piece]]) 
     return total
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -80,9 +92,7 @@ def main() -> None:
     if not CORPUS.is_dir():
         raise SystemExit(f"corpus not found at {CORPUS}")
     prompt = load_prompt()
-    print(
-        f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}"
-    )
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, python {platform.python_version()}")
     print(f"budget: {args.budget} tokens per chunk; repeats: {args.repeats}\n")
     header = (
         "tool",
@@ -101,6 +111,8 @@ def main() -> None:
     print("|" + "---|" * len(header))
     for tool in TOOLS:
         print(bench_tool(tool, prompt, args.budget, args.repeats))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak RSS of the whole benchmark process: {rss:.0f} MiB")
 
 
 def bench_tool(tool: str, prompt: Prompt, budget: int, repeats: int) -> str:
