@@ -408,3 +408,8 @@ def _configure_logging(debug: bool) -> None:
     if not debug:
         logging.getLogger("instructor").setLevel(logging.CRITICAL)
         logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+from decomposer import cli_pages  # noqa: E402
+
+cli_pages.register(app, tool_app)
