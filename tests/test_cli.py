@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +19,17 @@ import pytest
 import respx
 from sqlalchemy import MetaData, create_engine, select
 
-from conftest import BAD_QUOTE, DOC, GOOD, MISTRAL_URL, PROFILE_NONE, SECRET, capability, ok
+from conftest import (
+    BAD_QUOTE,
+    DOC,
+    GOOD,
+    MISTRAL_URL,
+    PROFILE_NONE,
+    SECRET,
+    capability,
+    completion,
+    ok,
+)
 from decomposer.cli import main
 from decomposer.config import Settings
 from decomposer.store import open_store
@@ -377,3 +394,80 @@ def test_every_command_has_help(cli):
     for name in names:
         code, out, _ = cli(*name.split(), "--help")
         assert code == 0 and "Usage" in out, name
+
+
+def test_interrupted_run_leaves_no_half_written_capability(cli, tmp_path, settings):
+    """Ctrl-C in a real process while the second call hangs: no capability, run interrupted."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text(DOC)
+    (folder / "b.md").write_text("# B\n\nAnother page.\n")
+    cli("tool", "add", "AcmeDB")
+    cli("ingest", "acmedb", str(folder))
+    release = threading.Event()
+
+    class Provider(BaseHTTPRequestHandler):
+        served = 0
+
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["content-length"]))
+            Provider.served += 1
+            if Provider.served > 1:
+                release.wait(30)
+                return
+            body = json.dumps(completion(GOOD)).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Provider)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    env = {**os.environ, "DECOMPOSER_HOME": str(settings.home)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "decomposer",
+            "extract",
+            "acmedb",
+            "--provider",
+            "openai-compatible",
+            "--base-url",
+            url,
+            "--model",
+            "m",
+            "--concurrency",
+            "1",
+            "--pack-tokens",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while Provider.served < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert Provider.served == 2
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+        proc.kill()
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == "error: interrupted", (out, err)
+    store = open_store(settings.database_url)
+    with store.transaction() as s:
+        assert s.scalars(select(Capability)).all() == []
+        assert [r.status for r in s.scalars(select(ExtractionRun))] == ["interrupted"]
+    store.dispose()

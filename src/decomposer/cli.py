@@ -36,6 +36,9 @@ from decomposer.sources import slugify
 from decomposer.store import Store, open_store
 from decomposer.tools import TOOL_TYPES, add_tool, find_tool, list_tools
 
+INTERRUPTED = 130
+"""Exit code after Ctrl-C (typer turns KeyboardInterrupt into this code)."""
+
 app = typer.Typer(
     help="Turn AI vendors' documentation into evidence-backed capability records.",
     no_args_is_help=True,
@@ -389,8 +392,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt):
         _fail("interrupted")
-        return 130
-    return int(result) if isinstance(result, int) else 0
+        return INTERRUPTED
+    code = int(result) if isinstance(result, int) else 0
+    if code == INTERRUPTED:
+        _fail("interrupted")
+    return code
 
 
 def _fail(message: str) -> None:
