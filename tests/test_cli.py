@@ -409,7 +409,7 @@ def test_interrupted_run_leaves_no_half_written_capability(cli, tmp_path, settin
     class Provider(BaseHTTPRequestHandler):
         served = 0
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers["content-length"]))
             Provider.served += 1
             if Provider.served > 1:
