@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DECOMPOSER := $(BIN)/decomposer
 # Offline unless a Mistral key is present: then the same commands call the real API.
 REPLAY := $(if $(MISTRAL_API_KEY),,--replay fixtures/recordings)
+PAGES = $${DECOMPOSER_HOME:-.decomposer}/pages
 
 .PHONY: install demo test lint typecheck check bench clean
 
@@ -23,9 +24,14 @@ demo: $(STAMP)
 	$(DECOMPOSER) ingest llama-4 fixtures/docs/llama-4
 	$(DECOMPOSER) extract mistral-api $(REPLAY)
 	$(DECOMPOSER) extract llama-4 $(REPLAY)
+	$(DECOMPOSER) tool import fixtures/catalogue.toml
 	$(DECOMPOSER) tools
 	$(DECOMPOSER) runs
-	@echo "Records are in $${DECOMPOSER_HOME:-.decomposer}/. Try: $(DECOMPOSER) capabilities mistral-api"
+	@# Nothing is reviewed yet, so the demo page shows the proposed capabilities as drafts.
+	$(DECOMPOSER) compare mistral-api llama-4 --include-unreviewed --format md --out $(PAGES)/mistral-api-vs-llama-4.md
+	$(DECOMPOSER) compare mistral-api llama-4 --include-unreviewed --format html --out $(PAGES)/mistral-api-vs-llama-4.html
+	$(DECOMPOSER) compare mistral-api llama-4 --include-unreviewed --format json --out $(PAGES)/mistral-api-vs-llama-4.json
+	@echo "Records are in $${DECOMPOSER_HOME:-.decomposer}/; pages in $(PAGES)/. Try: $(DECOMPOSER) capabilities mistral-api"
 
 test: $(STAMP)
 	$(BIN)/pytest -q
@@ -41,6 +47,7 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_ingest.py
+	$(BIN)/python scripts/bench_regenerate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
