@@ -11,7 +11,7 @@ from decomposer.errors import InputError
 from decomposer.store.models import Capability, Evidence
 from decomposer.tools import get_tool
 
-STATUSES = ("proposed", "ungrounded", "approved", "rejected")
+STATUSES = ("proposed", "ungrounded", "approved", "rejected", "vanished")
 
 
 def list_capabilities(

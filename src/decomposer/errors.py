@@ -5,6 +5,7 @@
     ├── InputError         bad user input: paths, files, URLs, names
     │   └── NotFoundError  an unknown tool, capability or run
     ├── ProviderError      the model provider failed after retries, or answered unusably
+    ├── ConflictError      a review action was based on a stale capability version
     └── StoreError         the database is unreachable or not migrated
 
 Messages never contain API keys: providers' errors are summarised, not echoed.
@@ -43,3 +44,11 @@ class ProviderError(DecomposerError):
 
 class StoreError(DecomposerError):
     pass
+
+
+class ConflictError(DecomposerError):
+    """A review action was based on a stale version of a capability; nothing was changed."""
+
+    def __init__(self, message: str, hint: str | None = None, *, current: int = 0) -> None:
+        super().__init__(message, hint)
+        self.current = current

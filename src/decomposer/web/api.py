@@ -1,0 +1,186 @@
+"""The JSON API under /api: tools, capabilities, review actions and comparisons.
+
+Log in with ``GET /api/session`` (gives a CSRF token) then ``POST /api/login``; every POST
+needs the token in the ``X-CSRF-Token`` header (403 without). Conflicts answer 409.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from decomposer.errors import ConflictError
+from decomposer.llm import utcnow
+from decomposer.review import history, submit
+from decomposer.store import Store
+from decomposer.web import check_login, csrf_ok, csrf_token, forbidden_json, reviewer
+from decomposer.web import data as views
+from decomposer.web.pages import LoginRequired, _queue_filter
+
+router = APIRouter(prefix="/api", tags=["api"])
+CsrfHeader = Header(default=None, alias="X-CSRF-Token")
+
+
+class SessionInfo(BaseModel):
+    reviewer: str | None
+    csrf_token: str
+    token_required: bool
+
+
+class Login(BaseModel):
+    name: str = Field(description="Your name, recorded on every review action.")
+    token: str | None = Field(default=None, description="DECOMPOSER_UI_TOKEN, when set.")
+
+
+class ReviewRequest(BaseModel):
+    action: Literal["approve", "reject", "edit", "keep"]
+    version: int = Field(description="The capability version you reviewed (conflict if stale).")
+    changes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Field edits (name, category, description, unique, vs_alternatives).",
+    )
+    note: str | None = None
+
+
+class ReviewResult(BaseModel):
+    capability_id: str
+    action: str
+    status: str
+    version: int
+    event_id: int
+    changes: dict[str, list[Any]]
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def _user(request: Request) -> str:
+    name = reviewer(request)
+    if name is None:
+        raise LoginRequired
+    return name
+
+
+@router.get("/session", response_model=SessionInfo)
+def session_info(request: Request) -> SessionInfo:
+    """Who is logged in, and the CSRF token to send with every POST."""
+    return SessionInfo(
+        reviewer=reviewer(request),
+        csrf_token=csrf_token(request),
+        token_required=request.app.state.ui.token is not None,
+    )
+
+
+@router.post("/login", response_model=SessionInfo)
+def login(request: Request, body: Login, x_csrf_token: str | None = CsrfHeader) -> Any:
+    if not csrf_ok(request, x_csrf_token):
+        return forbidden_json("missing or invalid X-CSRF-Token")
+    error = check_login(request, body.name, body.token)
+    if error is not None:
+        return JSONResponse({"detail": error}, status_code=401)
+    return session_info(request)
+
+
+@router.post("/logout")
+def logout(request: Request, x_csrf_token: str | None = CsrfHeader) -> Response:
+    if not csrf_ok(request, x_csrf_token):
+        return forbidden_json("missing or invalid X-CSRF-Token")
+    request.session.clear()
+    return Response(status_code=204)
+
+
+@router.get("/tools")
+def tools(request: Request) -> list[dict[str, Any]]:
+    """Every tool with document and capability counts (per status, pending, changed)."""
+    _user(request)
+    with _store(request).transaction() as session:
+        return views.tools_overview(session)
+
+
+@router.get("/tools/{slug}")
+def tool(request: Request, slug: str) -> dict[str, Any]:
+    """A tool's profile, capability counts and scores."""
+    _user(request)
+    with _store(request).transaction() as session:
+        return views.tool_detail(session, slug, None, utcnow().date())
+
+
+@router.get("/capabilities")
+def capabilities(
+    request: Request,
+    tool: str | None = None,
+    status: str = "pending",
+    category: str | None = None,
+    ungrounded: bool = False,
+) -> list[dict[str, Any]]:
+    """Capabilities by filter; ``status`` is a status, ``pending``, ``changed`` or ``all``."""
+    _user(request)
+    f = _queue_filter(tool, status, category, ungrounded)
+    with _store(request).transaction() as session:
+        return views.queue(session, f)
+
+
+@router.get("/capabilities/{cap_id}")
+def capability(request: Request, cap_id: str) -> dict[str, Any]:
+    """One capability with evidence in context, its open proposal (diff) and history."""
+    _user(request)
+    with _store(request).transaction() as session:
+        return views.capability_detail(session, cap_id)
+
+
+@router.get("/capabilities/{cap_id}/history")
+def capability_history(request: Request, cap_id: str) -> list[dict[str, Any]]:
+    _user(request)
+    with _store(request).transaction() as session:
+        return history(session, cap_id)
+
+
+@router.post(
+    "/capabilities/{cap_id}/review",
+    response_model=ReviewResult,
+    responses={403: {"description": "CSRF"}, 409: {"description": "stale version"}},
+)
+def review(
+    request: Request, cap_id: str, body: ReviewRequest, x_csrf_token: str | None = CsrfHeader
+) -> Any:
+    """Approve, reject, edit or keep (dismiss a re-extraction change) one capability."""
+    if not csrf_ok(request, x_csrf_token):
+        return forbidden_json("missing or invalid X-CSRF-Token")
+    who = _user(request)
+    store = _store(request)
+    try:
+        outcome = submit(
+            store,
+            cap_id,
+            body.action,
+            reviewer=who,
+            now=utcnow,
+            expected_version=body.version,
+            changes=body.changes,
+            note=body.note,
+        )
+    except ConflictError as exc:
+        with store.transaction() as session:
+            current = views.capability_detail(session, cap_id)
+        return JSONResponse(
+            {"detail": str(exc), "current": current, "yours": body.model_dump()},
+            status_code=409,
+        )
+    return ReviewResult(**outcome.__dict__)
+
+
+@router.get("/comparisons/{a}/{b}")
+def comparison(request: Request, a: str, b: str, include_unreviewed: bool = False) -> Any:
+    """The "A vs B" comparison as JSON, as `decomposer compare A B --format json` writes it."""
+    _user(request)
+    from decomposer.render import render_json
+
+    with _store(request).transaction() as session:
+        result = views.comparison(session, a, b, utcnow().date(), include_unreviewed)
+    return json.loads(render_json(result))

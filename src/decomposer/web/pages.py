@@ -1,0 +1,280 @@
+"""Server-rendered pages: login, queue, capability (review forms, diff, history), document,
+tool page with scores and a comparison preview."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import jinja2
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from decomposer.errors import ConflictError, DecomposerError, InputError, NotFoundError
+from decomposer.llm import utcnow
+from decomposer.review import FIELDS, PENDING, STATUSES, Filter, submit
+from decomposer.schema import CATEGORIES
+from decomposer.store import Store
+from decomposer.web import HERE, check_login, csrf_ok, csrf_token, redirect, reviewer, safe_next
+from decomposer.web import data as views
+
+router = APIRouter(include_in_schema=False)
+env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+ACTION_LABELS = {"approve": "approved", "reject": "rejected", "edit": "edited", "keep": "kept"}
+
+
+class LoginRequired(Exception):
+    pass
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    html = env.get_template(name).render(
+        request=request,
+        request_path=request.url.path,
+        user=reviewer(request),
+        csrf=csrf_token(request),
+        fields=FIELDS,
+        **context,
+    )
+    return HTMLResponse(html, status_code=status_code)
+
+
+def _user(request: Request) -> str:
+    name = reviewer(request)
+    if name is None:
+        raise LoginRequired
+    return name
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, _exc: LoginRequired) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": "log in first (POST /api/login)"}, status_code=401)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return redirect("/login?" + urlencode({"next": target}))
+
+    @app.exception_handler(DecomposerError)
+    async def _error(request: Request, exc: DecomposerError) -> Response:
+        status = (
+            404
+            if isinstance(exc, NotFoundError)
+            else 409
+            if isinstance(exc, ConflictError)
+            else 400
+        )
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": str(exc)}, status_code=status)
+        return render(request, "error.html", status_code=status, message=str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path.startswith("/api/") or request.url.path.startswith("/static/"):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        return render(request, "error.html", status_code=exc.status_code, message=str(exc.detail))
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/") -> HTMLResponse:
+    return render(
+        request,
+        "login.html",
+        next=safe_next(next),
+        token_required=request.app.state.ui.token is not None,
+        error=None,
+    )
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await request.form()
+    if not csrf_ok(request, _str(form.get("csrf_token"))):
+        return render(request, "error.html", status_code=403, message="Invalid CSRF token.")
+    target = safe_next(_str(form.get("next")))
+    error = check_login(request, _str(form.get("name")) or "", _str(form.get("token")))
+    if error is not None:
+        return render(
+            request,
+            "login.html",
+            status_code=401,
+            next=target,
+            token_required=request.app.state.ui.token is not None,
+            error=error,
+        )
+    return redirect(target)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    if not csrf_ok(request, _str(form.get("csrf_token"))):
+        return render(request, "error.html", status_code=403, message="Invalid CSRF token.")
+    request.session.clear()
+    return redirect("/login")
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+@router.get("/")
+def queue_page(
+    request: Request,
+    tool: str | None = None,
+    status: str = "pending",
+    category: str | None = None,
+    ungrounded: bool = False,
+) -> HTMLResponse:
+    _user(request)
+    f = _queue_filter(tool or None, status, category or None, ungrounded)
+    with _store(request).transaction() as session:
+        items = views.queue(session, f)
+        tools = views.tools_overview(session)
+    return render(
+        request,
+        "queue.html",
+        items=items,
+        tools=tools,
+        statuses=("pending", "changed", *STATUSES, "all"),
+        categories=CATEGORIES,
+        selected={
+            "tool": tool or "",
+            "status": status,
+            "category": category or "",
+            "ungrounded": ungrounded,
+        },
+    )
+
+
+def _queue_filter(tool: str | None, status: str, category: str | None, ungrounded: bool) -> Filter:
+    f = Filter(tool=tool)
+    if status == "pending":
+        f.pending = True
+    elif status == "changed":
+        f.proposal = True
+    elif status in STATUSES:
+        f.statuses = (status,)
+    elif status != "all":
+        raise InputError(f"unknown status {status!r}")
+    if category:
+        if category not in CATEGORIES:
+            raise InputError(f"unknown category {category!r}")
+        f.category = category
+    if ungrounded:
+        f.grounded = False
+    return f
+
+
+@router.get("/capabilities/{cap_id}")
+def capability_page(request: Request, cap_id: str) -> HTMLResponse:
+    _user(request)
+    with _store(request).transaction() as session:
+        cap = views.capability_detail(session, cap_id)
+    return render(request, "capability.html", cap=cap, categories=CATEGORIES, problem=None)
+
+
+@router.post("/capabilities/{cap_id}/review")
+async def review_form(request: Request, cap_id: str) -> Response:
+    form = await request.form()
+    if not csrf_ok(request, _str(form.get("csrf_token"))):
+        return render(request, "error.html", status_code=403, message="Invalid CSRF token.")
+    who = _user(request)
+    action = _str(form.get("action")) or ""
+    try:
+        version = int(_str(form.get("version")) or "")
+    except ValueError:
+        return render(request, "error.html", status_code=400, message="Missing version.")
+    changes = {}
+    if action in ("edit", "approve_edits"):
+        changes = {name: value for name in FIELDS if (value := _str(form.get(name))) is not None}
+    note = _str(form.get("note"))
+    store = _store(request)
+    try:
+        outcome = submit(
+            store,
+            cap_id,
+            "approve" if action == "approve_edits" else action,
+            reviewer=who,
+            now=utcnow,
+            expected_version=version,
+            changes=changes,
+            note=note,
+        )
+    except (ConflictError, InputError) as exc:
+        if isinstance(exc, NotFoundError):
+            raise
+        with store.transaction() as session:
+            cap = views.capability_detail(session, cap_id)
+        status = 409 if isinstance(exc, ConflictError) else 400
+        return render(
+            request,
+            "capability.html",
+            status_code=status,
+            cap=cap,
+            categories=CATEGORIES,
+            problem={
+                "conflict": isinstance(exc, ConflictError),
+                "message": str(exc),
+                "action": action,
+                "changes": changes,
+                "note": note or "",
+            },
+        )
+    with store.transaction() as session:
+        from decomposer.review import get_capability
+
+        nxt = views.next_pending(session, get_capability(session, cap_id))
+    flash = f"{ACTION_LABELS.get(outcome.action, outcome.action)} {cap_id}"
+    request.session["flash"] = flash
+    if nxt is not None and nxt != cap_id:
+        return redirect(f"/capabilities/{quote(nxt)}")
+    return redirect(f"/capabilities/{quote(cap_id)}")
+
+
+@router.get("/documents/{doc_id}")
+def document_page(request: Request, doc_id: int, cap: str | None = None) -> HTMLResponse:
+    _user(request)
+    with _store(request).transaction() as session:
+        doc = views.document_view(session, doc_id, cap)
+    if doc is None:
+        raise NotFoundError(f"unknown document {doc_id}")
+    return render(request, "document.html", doc=doc, cap_id=cap)
+
+
+@router.get("/tools/{slug}")
+def tool_page(request: Request, slug: str, vs: str | None = None) -> HTMLResponse:
+    _user(request)
+    with _store(request).transaction() as session:
+        tool = views.tool_detail(session, slug, vs, utcnow().date())
+    return render(request, "tool.html", tool=tool, pending=PENDING)
+
+
+@router.get("/compare/{a}/{b}")
+def compare_page(request: Request, a: str, b: str, drafts: bool = True) -> HTMLResponse:
+    """The comparison page as the renderer writes it (its own escaping), for the preview."""
+    _user(request)
+    from decomposer.render import Renderer
+
+    with _store(request).transaction() as session:
+        comparison = views.comparison(session, a, b, utcnow().date(), drafts)
+    return HTMLResponse(Renderer().render(comparison, "html"))
+
+
+def pop_flash(request: Request) -> str | None:
+    value = request.session.pop("flash", None)
+    return value if isinstance(value, str) else None
+
+
+env.globals["pop_flash"] = pop_flash
