@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, make_url, text
 
 from decomposer.config import Settings
 from decomposer.store import Store, open_store
@@ -156,3 +159,27 @@ def fake_sleep(sleeps: list[float]) -> Callable[[float], Any]:
         sleeps.append(seconds)
 
     return sleep
+
+
+def required_service(variable: str, what: str) -> str:
+    """The service URL from the environment; skip without it, fail when CI requires it."""
+    url = os.environ.get(variable)
+    if url:
+        return url
+    if os.environ.get("DECOMPOSER_REQUIRE_SERVICES"):
+        pytest.fail(f"{variable} is required when DECOMPOSER_REQUIRE_SERVICES=1")
+    pytest.skip(f"{what} not configured: set {variable}")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database per test, so concurrent runs never share tables."""
+    base = required_service("DECOMPOSER_TEST_DATABASE_URL", "PostgreSQL")
+    name = f"decomposer_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

@@ -40,6 +40,8 @@ def finding(name: str, quote: str, category: str = "function-calling") -> Findin
         ("point in time recovery", "point in time recovery pitr", True),
         ("embeddings", "batch embeddings", False),
         ("fine tuning", "vision", False),
+        ("llama 3 support", "llama 4 support", False),
+        ("capability 1 feature number 0", "capability 1 feature number 1", False),
     ],
 )
 def test_same_capability(a, b, same):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -43,8 +42,26 @@ EXPECTED = {
         "chunks_done",
         "capabilities",
         "ungrounded",
+        "max_tokens",
+        "pack_tokens",
         "started_at",
         "finished_at",
+    },
+    "jobs": {
+        "id",
+        "run_id",
+        "position",
+        "chunk_ids",
+        "request_hash",
+        "tokens",
+        "state",
+        "attempts",
+        "last_error",
+        "worker",
+        "lease_until",
+        "batch_id",
+        "created_at",
+        "updated_at",
     },
     "llm_calls": {
         "id",
@@ -106,6 +123,35 @@ EXPECTED = {
         "grounded",
         "run_id",
     },
+    "review_events": {
+        "id",
+        "capability_id",
+        "action",
+        "actor",
+        "system",
+        "edited",
+        "from_status",
+        "to_status",
+        "version",
+        "changes",
+        "note",
+        "run_id",
+        "proposal_id",
+        "created_at",
+    },
+    "capability_proposals": {
+        "id",
+        "capability_id",
+        "run_id",
+        "kind",
+        "changes",
+        "previous_status",
+        "state",
+        "created_at",
+        "resolved_at",
+        "resolved_by",
+    },
+    "capability_baselines": {"capability_id", "fields", "run_id", "updated_at"},
     "catalogue_entries": {
         "tool_id",
         "categories",
@@ -123,27 +169,12 @@ EXPECTED = {
 }
 
 
-def _postgres_url() -> str | None:
-    url = os.environ.get("DECOMPOSER_TEST_DATABASE_URL")
-    if url is None and os.environ.get("DECOMPOSER_REQUIRE_SERVICES"):
-        pytest.fail("DECOMPOSER_TEST_DATABASE_URL is required when DECOMPOSER_REQUIRE_SERVICES=1")
-    return url
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'schema.db'}"
         return
-    url = _postgres_url()
-    if url is None:
-        pytest.skip("PostgreSQL not configured: set DECOMPOSER_TEST_DATABASE_URL")
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    yield url
+    yield request.getfixturevalue("pg_url")
 
 
 def test_upgrade_from_empty_gives_expected_schema(database_url):

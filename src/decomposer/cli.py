@@ -16,7 +16,14 @@ import click
 import httpx
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from decomposer.capabilities import STATUSES, list_capabilities
@@ -26,12 +33,12 @@ from decomposer.errors import DecomposerError, InputError
 from decomposer.extract import Progress as RunProgress
 from decomposer.extract import RunReport, run_extraction
 from decomposer.ingest import ingest
-from decomposer.llm import ModelCaller, RetryPolicy, utcnow
-from decomposer.pricing import load_prices
-from decomposer.prompts import load_prompt
+from decomposer.jobs import STATES, list_jobs
+from decomposer.llm import RetryPolicy, utcnow
 from decomposer.providers import PROVIDERS, api_key, resolve
 from decomposer.replay import ReplayTransport
 from decomposer.runs import list_runs
+from decomposer.runtime import RunSetup, limits_for, model_caller
 from decomposer.sources import slugify
 from decomposer.store import Store, open_store
 from decomposer.tools import TOOL_TYPES, add_tool, find_tool, list_tools
@@ -181,12 +188,19 @@ def extract_cmd(
         int, typer.Option(help="Pack neighbouring small chunks into one call up to this size.")
     ] = DEFAULT_CHUNK_TOKENS,
     max_tokens: Annotated[int, typer.Option(help="Output token limit per call.")] = 4096,
+    rps: Annotated[
+        float | None, typer.Option(help="Requests/second limit for this provider key.")
+    ] = None,
+    tpm: Annotated[int | None, typer.Option(help="Tokens/minute limit for this key.")] = None,
     prompt_version: Annotated[
         str | None, typer.Option(help="Prompt version under prompts/extract/ (default: newest).")
     ] = None,
     max_attempts: Annotated[
         int, typer.Option(help="Tries per call on 429/5xx/timeouts before the run fails.")
     ] = RetryPolicy.attempts,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="Enqueue the jobs for `decomposer worker`s.")
+    ] = False,
     replay: Annotated[
         Path | None,
         typer.Option(
@@ -194,52 +208,60 @@ def extract_cmd(
         ),
     ] = None,
 ) -> None:
-    """Extract capabilities from a tool's ingested documents through the model."""
+    """Extract capabilities from a tool's ingested documents through the model.
+
+    Work is kept as durable jobs: running the same command again after a failure, Ctrl-C or a
+    crash resumes the run without re-sending the requests that already finished.
+    """
     env = _env(ctx)
     settings = env.settings
     if max_attempts < 1:
         raise InputError("--max-attempts must be at least 1")
     cfg = resolve(settings, provider, model, mode, base_url, max_tokens)
     transport = ReplayTransport.from_path(replay) if replay is not None else None
-    key = "replay" if transport else api_key(settings, cfg.provider)
-    prompt = load_prompt(version=prompt_version, root=settings.prompts_dir)
-    prices = load_prices(settings.prices_file)
+    if transport is not None:
+        key = "replay"
+    elif queue:
+        key = ""  # each worker reads its own key from its environment
+    else:
+        key = api_key(settings, cfg.provider)
+    setup = RunSetup(
+        cfg=cfg,
+        key=key,
+        prompt_version=prompt_version,
+        limits=limits_for(settings, cfg.provider, rps, tpm),
+        policy=RetryPolicy(attempts=max_attempts),
+    )
     with env.store() as store:
+        if queue:
+            _enqueue(settings, store, setup, tool, pack_tokens)
+            return
         report = asyncio.run(
-            _extract(
-                store,
-                cfg,
-                key,
-                prompt,
-                prices,
-                tool,
-                concurrency,
-                pack_tokens,
-                transport,
-                RetryPolicy(attempts=max_attempts),
-            )
+            _extract(settings, store, setup, tool, concurrency, pack_tokens, transport)
         )
     _print_run(report)
 
 
+def _enqueue(settings: Settings, store: Store, setup: RunSetup, tool: str, pack: int) -> None:
+    from decomposer import worker
+
+    run_id, queued = worker.enqueue(settings, store, setup, tool, pack_tokens=pack)
+    _out().print(
+        f"{tool}: run {run_id} queued {queued} jobs — start workers with `decomposer worker`; "
+        f"watch with `decomposer jobs --run {run_id}`"
+    )
+
+
 async def _extract(
+    settings: Settings,
     store: Store,
-    cfg: Any,
-    key: str,
-    prompt: Any,
-    prices: Any,
+    setup: RunSetup,
     tool: str,
     concurrency: int,
     pack_tokens: int,
     transport: httpx.AsyncBaseTransport | None,
-    policy: RetryPolicy,
 ) -> RunReport:
-    async with httpx.AsyncClient(
-        transport=transport, timeout=cfg.timeout_s, follow_redirects=True
-    ) as http:
-        caller = ModelCaller(
-            cfg=cfg, key=key, prompt=prompt, store=store, http=http, prices=prices, policy=policy
-        )
+    async with model_caller(settings, store, setup, transport=transport) as caller:
         with _progress_bar() as (bar, task_for):
 
             def on_progress(p: RunProgress) -> None:
@@ -266,8 +288,10 @@ def _progress_bar() -> Iterator[tuple[Progress, Any]]:
         TextColumn("[bold]extracting"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("requests · {task.fields[tokens]:,} tokens · ${task.fields[cost]:.4f}"),
+        TextColumn("jobs · {task.fields[tokens]:,} tokens · ${task.fields[cost]:.4f}"),
         TimeElapsedColumn(),
+        TextColumn("· ETA"),
+        TimeRemainingColumn(),
         console=console,
         disable=not console.is_terminal,
     )
@@ -338,6 +362,72 @@ def runs_cmd(
     _out().print(table)
 
 
+@app.command("worker")
+def worker_cmd(
+    ctx: typer.Context,
+    concurrency: Annotated[int, typer.Option(help="Jobs this worker runs at once.")] = 2,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Run a Celery worker for jobs queued with `extract --queue` (needs DECOMPOSER_REDIS_URL).
+
+    Start one or more on any host that shares the store (DECOMPOSER_DATABASE_URL, normally
+    PostgreSQL) and the Redis broker; rate limits are then counted in Redis for all of them.
+    """
+    if concurrency < 1:
+        raise InputError("--concurrency must be at least 1")
+    from decomposer.worker import broker_url, start_worker
+
+    settings = _env(ctx).settings
+    broker_url(settings)
+    start_worker(settings, concurrency, loglevel)
+
+
+@app.command("jobs")
+def jobs_cmd(
+    ctx: typer.Context,
+    tool: Annotated[str | None, typer.Option(help="Only this tool's jobs.")] = None,
+    run: Annotated[int | None, typer.Option(help="Only this run's jobs.")] = None,
+    state: Annotated[str | None, typer.Option(help=f"One of: {', '.join(STATES)}.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List extraction jobs: state, attempts, last error and which worker holds them."""
+    if state is not None and state not in STATES:
+        raise InputError(f"unknown job state {state!r}", hint=f"use one of {', '.join(STATES)}")
+    with _env(ctx).store() as store, store.transaction() as session:
+        rows = list_jobs(session, tool_slug=tool, run_id=run, state=state)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(
+        "job",
+        "run",
+        "tool",
+        "#",
+        "chunks",
+        "tokens",
+        "state",
+        "attempts",
+        "worker",
+        "last error",
+        box=None,
+        pad_edge=False,
+    )
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            str(r["run"]),
+            r["tool"],
+            str(r["position"]),
+            str(r["chunks"]),
+            f"{r['tokens']:,}",
+            r["state"],
+            str(r["attempts"]),
+            r["worker"] or "—",
+            (r["last_error"] or "")[:60],
+        )
+    _out().print(table)
+
+
 @app.command("capabilities")
 def capabilities_cmd(
     ctx: typer.Context,
@@ -370,7 +460,11 @@ def capabilities_cmd(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except DecomposerError as exc:
+        _fail(str(exc))
+        return 1
     _configure_logging(settings.debug)
     command = typer.main.get_command(app)
     try:
@@ -416,6 +510,7 @@ def _configure_logging(debug: bool) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-from decomposer import cli_pages  # noqa: E402
+from decomposer import cli_pages, cli_review  # noqa: E402
 
 cli_pages.register(app, tool_app)
+cli_review.register(app)

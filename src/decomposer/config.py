@@ -6,13 +6,17 @@ Secrets are held as ``SecretStr`` so they never show in a repr, a log line or an
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import SecretStr
 
+from decomposer.errors import ConfigError
+
 DEFAULT_HOME = ".decomposer"
+CONFIG_FILE = "config.toml"
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,9 @@ class Settings:
     openai_base_url: str | None = None
     prices_file: Path | None = None
     prompts_dir: Path | None = None
+    redis_url: str | None = None
+    limits: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    """Per provider ``{"rps": …, "tpm": …}`` from ``[limits.<provider>]`` in config.toml."""
     debug: bool = False
 
     @classmethod
@@ -41,6 +48,8 @@ class Settings:
             openai_base_url=env.get("DECOMPOSER_BASE_URL") or None,
             prices_file=_path(env.get("DECOMPOSER_PRICES")),
             prompts_dir=_path(env.get("DECOMPOSER_PROMPTS_DIR")),
+            redis_url=env.get("DECOMPOSER_REDIS_URL") or None,
+            limits=_limits(home / CONFIG_FILE),
             debug=env.get("DECOMPOSER_DEBUG", "") not in ("", "0", "false"),
         )
 
@@ -48,6 +57,24 @@ class Settings:
         """Every configured secret value, so output can be checked or scrubbed for them."""
         keys = (self.mistral_api_key, self.openai_api_key, self.compatible_api_key)
         return [k.get_secret_value() for k in keys if k is not None and k.get_secret_value()]
+
+
+def _limits(path: Path) -> dict[str, dict[str, float]]:
+    """Read ``[limits.<provider>] rps = …, tpm = …`` from the data dir's config.toml."""
+    if not path.is_file():
+        return {}
+    try:
+        raw = tomllib.loads(path.read_text("utf-8")).get("limits", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    out: dict[str, dict[str, float]] = {}
+    for provider, values in raw.items():
+        if not isinstance(values, dict) or set(values) - {"rps", "tpm"}:
+            raise ConfigError(f"{path}: [limits.{provider}] takes only rps and tpm")
+        if not all(isinstance(v, int | float) for v in values.values()):
+            raise ConfigError(f"{path}: [limits.{provider}] values must be numbers")
+        out[provider] = {k: float(v) for k, v in values.items()}
+    return out
 
 
 def _secret(value: str | None) -> SecretStr | None:

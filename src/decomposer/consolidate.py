@@ -20,6 +20,7 @@ from decomposer.schema import locate
 
 NAME_MATCH_THRESHOLD = 88.0
 _NON_WORD = re.compile(r"[^0-9a-z]+")
+_DIGITS = re.compile(r"\d+")
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,12 @@ def name_key(name: str) -> str:
 
 
 def same_capability(a: str, b: str) -> bool:
-    return a == b or fuzz.token_sort_ratio(a, b) >= NAME_MATCH_THRESHOLD
+    """Equal keys, or close names that carry the same numbers ("Llama 3" is not "Llama 4")."""
+    if a == b:
+        return True
+    return _DIGITS.findall(a) == _DIGITS.findall(b) and (
+        fuzz.token_sort_ratio(a, b) >= NAME_MATCH_THRESHOLD
+    )
 
 
 def capability_id(tool_slug: str, key: str) -> str:

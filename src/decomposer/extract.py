@@ -1,8 +1,10 @@
-"""Extraction runs: every chunk of a tool through the model, then one transaction of results.
+"""Extraction runs: plan jobs, execute them (here or on workers), then write results at once.
 
-Calls run concurrently (bounded); each is cached and logged as it finishes, so a failed or
-interrupted run costs nothing to repeat. Capabilities, evidence and profile facts are written
-only at the end, in one transaction: a run that fails leaves no half-written capability.
+``plan_run`` turns a tool's chunks into durable jobs (one per request); ``execute_jobs`` claims
+and runs them with bounded concurrency, each answer cached and logged as it arrives;
+``finalize_run`` writes capabilities, evidence and profile facts in one transaction when every
+job is done. A failed, interrupted or killed run leaves no half-written capability, and
+running ``extract`` again resumes it without re-sending finished requests.
 """
 
 from __future__ import annotations
@@ -16,29 +18,38 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from decomposer import jobs
 from decomposer.chunks import DEFAULT_CHUNK_TOKENS
 from decomposer.consolidate import (
     Finding,
     Quote,
-    Record,
     SourceChunk,
     consolidate,
     resolve_quotes,
 )
-from decomposer.errors import InputError, ProviderError
-from decomposer.llm import CallResult, Clock, ModelCaller
+from decomposer.diff import Extracted, match_names, sync
+from decomposer.errors import DecomposerError, InputError, NotFoundError, ProviderError
+from decomposer.llm import CallResult, Clock, ModelCaller, request_hash
+from decomposer.prompts import Prompt
+from decomposer.providers import ProviderConfig
 from decomposer.schema import Extraction
+from decomposer.store import Store
 from decomposer.store.models import (
+    CachedResponse,
     Capability,
     Chunk,
     Document,
     Evidence,
     ExtractionRun,
+    Job,
     ProfileFact,
+    Tool,
 )
 from decomposer.tools import get_tool
 
 REVIEWED = ("approved", "rejected")
+"""Statuses set by a person; re-extractions propose changes to these (see decomposer.diff)."""
+UNFINISHED = ("running", "interrupted", "failed")
 Piece = tuple[Chunk, str]
 """A stored chunk and the source (path or URL) of its document."""
 
@@ -89,32 +100,99 @@ async def run_extraction(
     pack_tokens: int = DEFAULT_CHUNK_TOKENS,
     on_progress: OnProgress | None = None,
 ) -> RunReport:
+    """Plan (or resume) a run, execute its jobs here, and write the results in one go."""
     if concurrency < 1:
         raise InputError("--concurrency must be at least 1")
-    store, clock = caller.store, caller.clock
+    run_id = plan_run(
+        caller.store,
+        caller.cfg,
+        caller.prompt,
+        tool_slug,
+        pack_tokens=pack_tokens,
+        now=caller.clock(),
+    )
+    progress = await execute_jobs(caller, run_id, concurrency=concurrency, on_progress=on_progress)
+    return finalize_run(caller.store, run_id, caller.clock, progress)
+
+
+def plan_run(
+    store: Store,
+    cfg: ProviderConfig,
+    prompt: Prompt,
+    tool_slug: str,
+    *,
+    pack_tokens: int,
+    now: datetime,
+) -> int:
+    """Create a run with one job per request, or resume the unfinished run with the same plan.
+
+    A run is resumed when its settings and every request hash match: its done jobs are kept
+    (not re-sent, not re-billed) and its failed or abandoned jobs are queued again.
+    """
     with store.transaction() as session:
         tool = get_tool(session, tool_slug)
-        tool_name = tool.name
         chunks = _chunks_of(session, tool.id)
         if not chunks:
             raise InputError(
                 f"tool {tool_slug!r} has no ingested documents",
                 hint=f"run `decomposer ingest {tool_slug} PATH...` first",
             )
-        run = _start_run(session, caller, tool.id, len(chunks), clock)
+        groups = pack_calls(chunks, pack_tokens)
+        plan = [
+            (
+                [chunk.id for chunk, _ in group],
+                request_hash(cfg, prompt, context_for(tool.name, group)),
+                sum(chunk.tokens for chunk, _ in group),
+            )
+            for group in groups
+        ]
+        run = _resumable(session, tool.id, cfg, prompt, plan)
+        if run is None:
+            run = _start_run(session, cfg, prompt, tool.id, len(chunks), pack_tokens, now)
+            jobs.create_jobs(session, run.id, plan, now)
+            return run.id
+        run.status, run.error, run.finished_at = "running", None, None
         run_id = run.id
-    groups = pack_calls(chunks, pack_tokens)
-    progress = Progress(total=len(groups))
-    try:
-        results = await _call_all(
-            caller, tool_name, groups, run_id, concurrency, progress, on_progress
-        )
-    except BaseException as exc:
-        _finish_failed(caller, run_id, progress, exc)
-        raise
-    with store.transaction() as session:
-        report = _write_results(session, tool_slug, run_id, groups, results, progress, clock)
-    return report
+    jobs.requeue(store, run_id, now)
+    return run_id
+
+
+def _resumable(
+    session: Session,
+    tool_id: int,
+    cfg: ProviderConfig,
+    prompt: Prompt,
+    plan: Sequence[tuple[list[str], str, int]],
+) -> ExtractionRun | None:
+    run = session.scalars(
+        select(ExtractionRun)
+        .where(ExtractionRun.tool_id == tool_id)
+        .order_by(ExtractionRun.id.desc())
+        .limit(1)
+    ).first()
+    if run is None or run.status not in UNFINISHED:
+        return None
+    same = (
+        run.provider,
+        run.model,
+        run.mode,
+        run.base_url,
+        run.temperature,
+        run.max_tokens,
+        run.prompt_hash,
+    ) == (
+        cfg.provider,
+        cfg.model,
+        cfg.mode,
+        cfg.base_url,
+        cfg.temperature,
+        cfg.max_tokens,
+        prompt.sha256,
+    )
+    hashes = session.scalars(
+        select(Job.request_hash).where(Job.run_id == run.id).order_by(Job.position)
+    ).all()
+    return run if same and list(hashes) == [h for _, h, _ in plan] else None
 
 
 def _chunks_of(session: Session, tool_id: int) -> list[Piece]:
@@ -128,9 +206,14 @@ def _chunks_of(session: Session, tool_id: int) -> list[Piece]:
 
 
 def _start_run(
-    session: Session, caller: ModelCaller, tool_id: int, total: int, clock: Clock
+    session: Session,
+    cfg: ProviderConfig,
+    prompt: Prompt,
+    tool_id: int,
+    total: int,
+    pack_tokens: int,
+    now: datetime,
 ) -> ExtractionRun:
-    cfg, prompt = caller.cfg, caller.prompt
     run = ExtractionRun(
         tool_id=tool_id,
         provider=cfg.provider,
@@ -138,6 +221,8 @@ def _start_run(
         mode=cfg.mode,
         base_url=cfg.base_url,
         temperature=cfg.temperature,
+        max_tokens=cfg.max_tokens,
+        pack_tokens=pack_tokens,
         prompt_name=prompt.name,
         prompt_version=prompt.version,
         prompt_hash=prompt.sha256,
@@ -146,11 +231,162 @@ def _start_run(
         chunks_done=0,
         capabilities=0,
         ungrounded=0,
-        started_at=clock(),
+        started_at=now,
     )
     session.add(run)
     session.flush()
     return run
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What executing a run's jobs needs from the store, loaded once."""
+
+    tool_name: str
+    groups: dict[int, list[Piece]]
+    total: int
+    done: int
+
+
+def load_inputs(session: Session, run_id: int) -> RunInputs:
+    run = session.get(ExtractionRun, run_id)
+    if run is None:
+        raise NotFoundError(f"unknown run {run_id}")
+    tool = session.get(Tool, run.tool_id)
+    assert tool is not None
+    run_jobs = session.scalars(select(Job).where(Job.run_id == run_id)).all()
+    pieces = {chunk.id: (chunk, source) for chunk, source in _chunks_of(session, tool.id)}
+    missing = {cid for job in run_jobs for cid in job.chunk_ids} - set(pieces)
+    if missing:
+        raise InputError(
+            f"run {run_id}: {len(missing)} of its chunks were replaced by a later ingest",
+            hint=f"run `decomposer extract {tool.slug}` again to plan a new run",
+        )
+    return RunInputs(
+        tool_name=tool.name,
+        groups={job.id: [pieces[cid] for cid in job.chunk_ids] for job in run_jobs},
+        total=len(run_jobs),
+        done=sum(job.state == jobs.DONE for job in run_jobs),
+    )
+
+
+async def run_job(
+    caller: ModelCaller,
+    run_id: int,
+    job_id: int,
+    group: Sequence[Piece],
+    tool_name: str,
+    worker: str,
+) -> CallResult:
+    """Execute one claimed job and record its outcome; re-raises the provider's failure."""
+    try:
+        result = await caller.extract(
+            context_for(tool_name, group), run_id=run_id, chunk_id=group[0][0].id
+        )
+    except ProviderError as exc:
+        jobs.finish(caller.store, job_id, worker, caller.clock(), error=exc.message)
+        raise
+    jobs.finish(caller.store, job_id, worker, caller.clock())
+    return result
+
+
+async def execute_jobs(
+    caller: ModelCaller,
+    run_id: int,
+    *,
+    concurrency: int = 4,
+    on_progress: OnProgress | None = None,
+    worker: str | None = None,
+) -> Progress:
+    """Claim and run a run's queued jobs with ``concurrency`` workers in this process.
+
+    After the first provider failure no new job is started; the ones in flight finish. On
+    cancellation (Ctrl-C) the jobs in flight go back to the queue and the run is marked
+    ``interrupted``; a later ``extract`` resumes it.
+    """
+    me = worker or jobs.worker_id()
+    with caller.store.transaction() as session:
+        inputs = load_inputs(session, run_id)
+    progress = Progress(total=inputs.total, done=inputs.done)
+    failures: list[ProviderError] = []
+    held: set[int] = set()
+
+    async def work() -> None:
+        while not failures:
+            job = jobs.claim(caller.store, run_id, me, caller.clock())
+            if job is None:
+                return
+            held.add(job.id)
+            group = inputs.groups[job.id]
+            try:
+                result = await run_job(caller, run_id, job.id, group, inputs.tool_name, me)
+            except ProviderError as exc:
+                failures.append(exc)
+                return
+            finally:
+                held.discard(job.id)
+            progress.add(result, len(group))
+            if on_progress is not None:
+                on_progress(progress)
+
+    if on_progress is not None:
+        on_progress(progress)
+    try:
+        await asyncio.gather(*(work() for _ in range(concurrency)))
+    except BaseException as exc:
+        jobs.release(caller.store, sorted(held), me, caller.clock())
+        _finish_failed(caller.store, run_id, exc, caller.clock())
+        raise
+    if failures:
+        _finish_failed(caller.store, run_id, failures[0], caller.clock())
+        raise failures[0]
+    return progress
+
+
+def finalize_run(
+    store: Store, run_id: int, clock: Clock, progress: Progress | None = None
+) -> RunReport:
+    """Write a finished run's capabilities, evidence and profile in one transaction.
+
+    Safe to call from several workers: the run row is locked, and a run that already
+    succeeded, or still has unfinished jobs, is left alone.
+    """
+    with store.transaction() as session:
+        run = session.get(ExtractionRun, run_id, with_for_update=True)
+        if run is None:
+            raise NotFoundError(f"unknown run {run_id}")
+        tool = session.get(Tool, run.tool_id)
+        assert tool is not None
+        state = jobs.counts(session, run_id)
+        if run.status == "succeeded" or state[jobs.DONE] != sum(state.values()):
+            raise RunNotFinished(run_id, state)
+        inputs = load_inputs(session, run_id)
+        ordered = session.scalars(
+            select(Job).where(Job.run_id == run_id).order_by(Job.position)
+        ).all()
+        payloads = {
+            row.request_hash: row.payload
+            for row in session.scalars(
+                select(CachedResponse).where(
+                    CachedResponse.request_hash.in_([j.request_hash for j in ordered])
+                )
+            )
+        }
+        results = [
+            CallResult(Extraction.model_validate_json(payloads[j.request_hash]), True, True)
+            for j in ordered
+        ]
+        groups = [inputs.groups[j.id] for j in ordered]
+        progress = progress or Progress(total=len(ordered), done=len(ordered))
+        progress.chunks = sum(len(g) for g in groups)
+        return _write_results(session, tool.slug, run_id, groups, results, progress, clock)
+
+
+class RunNotFinished(DecomposerError):
+    def __init__(self, run_id: int, state: dict[str, int]) -> None:
+        left = ", ".join(f"{n} {s}" for s, n in state.items() if n and s != jobs.DONE)
+        super().__init__(f"run {run_id} is not finished ({left or 'already written'})")
+        self.state = state
 
 
 def pack_calls(chunks: Sequence[Piece], budget: int) -> list[list[Piece]]:
@@ -201,50 +437,21 @@ def _short_source(source: str) -> str:
     return source if "://" in source else source.rsplit("/", 1)[-1]
 
 
-async def _call_all(
-    caller: ModelCaller,
-    tool_name: str,
-    groups: Sequence[Sequence[Piece]],
-    run_id: int,
-    concurrency: int,
-    progress: Progress,
-    on_progress: OnProgress | None,
-) -> list[CallResult]:
-    gate = asyncio.Semaphore(concurrency)
-    results: list[CallResult | None] = [None] * len(groups)
-
-    async def one(index: int, group: Sequence[Piece]) -> None:
-        async with gate:
-            result = await caller.extract(
-                context_for(tool_name, group), run_id=run_id, chunk_id=group[0][0].id
-            )
-        results[index] = result
-        progress.add(result, len(group))
-        if on_progress is not None:
-            on_progress(progress)
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            for index, pieces in enumerate(groups):
-                group.create_task(one(index, pieces))
-    except BaseExceptionGroup as group_error:
-        first = group_error.exceptions[0]
-        raise first from None
-    return [r for r in results if r is not None]
-
-
-def _finish_failed(
-    caller: ModelCaller, run_id: int, progress: Progress, exc: BaseException
-) -> None:
+def _finish_failed(store: Store, run_id: int, exc: BaseException, now: datetime) -> None:
     status = "failed" if isinstance(exc, Exception) else "interrupted"
-    message = exc.message if isinstance(exc, ProviderError) else type(exc).__name__
-    with caller.store.transaction() as session:
+    message = exc.message if isinstance(exc, DecomposerError) else type(exc).__name__
+    with store.transaction() as session:
         run = session.get(ExtractionRun, run_id)
-        if run is not None:
+        if run is not None and run.status != "succeeded":
             run.status = status
             run.error = message
-            run.chunks_done = progress.chunks
-            run.finished_at = caller.clock()
+            run.chunks_done = sum(
+                len(j.chunk_ids)
+                for j in session.scalars(
+                    select(Job).where(Job.run_id == run_id, Job.state == jobs.DONE)
+                )
+            )
+            run.finished_at = now
 
 
 def _findings(
@@ -274,20 +481,27 @@ def _write_results(
     existing = {
         c.id: c for c in session.scalars(select(Capability).where(Capability.tool_id == tool.id))
     }
-    records = consolidate(tool_slug, findings, {cid: c.name for cid, c in existing.items()})
-    created = updated = ungrounded = 0
+    records = consolidate(tool_slug, findings, match_names(session, list(existing.values())))
     now = clock()
+    extracted = [
+        Extracted(
+            id=r.id,
+            key=r.key,
+            fields={
+                "name": r.best.name,
+                "category": r.best.category,
+                "description": r.best.description,
+                "unique": r.best.unique,
+                "vs_alternatives": r.best.vs_alternatives,
+            },
+            grounded=r.grounded,
+        )
+        for r in records
+    ]
+    rows, synced = sync(session, tool.id, run_id, extracted, existing, now)
     for record in records:
-        row = existing.get(record.id)
-        if row is None:
-            row = _new_capability(record, tool.id, run_id, now)
-            session.add(row)
-            created += 1
-        elif _refresh(row, record, now):
-            updated += 1
-        row.last_run_id = run_id
-        row.evidence = [_evidence(q, run_id) for q in record.quotes()]
-        ungrounded += row.status == "ungrounded"
+        rows[record.id].evidence = [_evidence(q, run_id) for q in record.quotes()]
+    ungrounded = synced.ungrounded
     _write_profile(session, tool.id, run_id, answers)
     run = session.get(ExtractionRun, run_id)
     assert run is not None
@@ -296,59 +510,16 @@ def _write_results(
     run.capabilities = len(records)
     run.ungrounded = ungrounded
     run.finished_at = now
-    seen = {r.id for r in records}
     return RunReport(
         run_id=run_id,
         tool=tool_slug,
         progress=progress,
-        created=created,
-        updated=updated,
+        created=synced.created,
+        updated=synced.refreshed + synced.proposed + synced.reappeared,
         ungrounded=ungrounded,
-        unseen=len(set(existing) - seen),
+        unseen=synced.unseen,
         capabilities=len(records),
     )
-
-
-def _new_capability(record: Record, tool_id: int, run_id: int, now: datetime) -> Capability:
-    best = record.best
-    return Capability(
-        id=record.id,
-        tool_id=tool_id,
-        key=record.key,
-        name=best.name,
-        category=best.category,
-        description=best.description,
-        unique=best.unique,
-        vs_alternatives=best.vs_alternatives,
-        status="proposed" if record.grounded else "ungrounded",
-        version=1,
-        first_run_id=run_id,
-        last_run_id=run_id,
-        created_at=now,
-        updated_at=now,
-    )
-
-
-def _refresh(row: Capability, record: Record, now: datetime) -> bool:
-    """Update unreviewed records from the new run; reviewed ones keep their human-checked text."""
-    if row.status in REVIEWED:
-        return False
-    best = record.best
-    fields = {
-        "name": best.name,
-        "category": best.category,
-        "description": best.description,
-        "unique": best.unique,
-        "vs_alternatives": best.vs_alternatives,
-        "status": "proposed" if record.grounded else "ungrounded",
-    }
-    changed = {k: v for k, v in fields.items() if getattr(row, k) != v}
-    for key, value in changed.items():
-        setattr(row, key, value)
-    if changed:
-        row.version += 1
-        row.updated_at = now
-    return bool(changed)
 
 
 def _evidence(quote: Quote, run_id: int) -> Evidence:

@@ -47,6 +47,23 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def request_hash(cfg: ProviderConfig, prompt: Prompt, context: dict[str, Any]) -> str:
+    """Everything that can change the answer: endpoint, sampling, prompt, schema, input."""
+    material = {
+        "provider": cfg.provider,
+        "base_url": cfg.base_url,
+        "model": cfg.model,
+        "mode": cfg.mode,
+        "temperature": cfg.temperature,
+        "max_tokens": cfg.max_tokens,
+        "prompt": prompt.sha256,
+        "schema": Extraction.model_json_schema(),
+        "context": context,
+    }
+    blob = json.dumps(material, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Transport retries (tenacity) and validation re-asks (Instructor) are bounded separately."""
@@ -107,20 +124,7 @@ class ModelCaller:
     clock: Clock = utcnow
 
     def request_hash(self, context: dict[str, Any]) -> str:
-        """Everything that can change the answer: endpoint, sampling, prompt, schema, input."""
-        material = {
-            "provider": self.cfg.provider,
-            "base_url": self.cfg.base_url,
-            "model": self.cfg.model,
-            "mode": self.cfg.mode,
-            "temperature": self.cfg.temperature,
-            "max_tokens": self.cfg.max_tokens,
-            "prompt": self.prompt.sha256,
-            "schema": Extraction.model_json_schema(),
-            "context": context,
-        }
-        blob = json.dumps(material, sort_keys=True, ensure_ascii=False, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()
+        return request_hash(self.cfg, self.prompt, context)
 
     async def extract(
         self, context: dict[str, Any], *, run_id: int | None, chunk_id: str | None

@@ -93,8 +93,39 @@ class ExtractionRun(Base):
     chunks_done: Mapped[int] = mapped_column(Integer, default=0)
     capabilities: Mapped[int] = mapped_column(Integer, default=0)
     ungrounded: Mapped[int] = mapped_column(Integer, default=0)
+    max_tokens: Mapped[int] = mapped_column(Integer, default=4096)
+    pack_tokens: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Job(Base):
+    """One model request of a run (a chunk or a packed group), durable across crashes.
+
+    ``done`` means the answer is in ``llm_cache`` under ``request_hash``; a ``running`` job whose
+    lease expired, or whose local worker process is gone, is claimable again.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("run_id", "position"),
+        Index("ix_jobs_run_state", "run_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("extraction_runs.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    chunk_ids: Mapped[list[str]] = mapped_column(JSON)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    tokens: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    batch_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class LLMCall(Base):

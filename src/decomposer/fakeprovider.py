@@ -1,0 +1,194 @@
+"""A loopback fake of a chat-completions provider, for benchmarks and multi-process tests.
+
+It answers Mistral- and OpenAI-style requests (``json_schema`` or ``tools`` mode) with a valid,
+grounded extraction: one capability per ``<document>`` in the prompt, quoting that document's
+first sentence. Latency follows a log-normal distribution; requests/second and tokens/minute
+limits answer 429 with ``Retry-After`` like a real provider. ``GET /stats`` reports what it saw.
+
+    python -m decomposer.fakeprovider --port 8765 --rps 20 --tpm 400000 --latency-ms 150
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import random
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from decomposer.tokens import estimate_tokens
+
+_DOCUMENT = re.compile(r"<document[^>]*>\n(.*?)\n</document>", re.S)
+_SENTENCE = re.compile(r"[^\n.!?]{20,200}[.!?]?")
+
+
+@dataclass
+class FakeConfig:
+    rps: float | None = None
+    tpm: int | None = None
+    latency_ms: float = 100.0
+    latency_p99_ms: float = 400.0
+    seed: int = 7
+
+
+@dataclass
+class FakeState:
+    config: FakeConfig
+    rng: random.Random
+    started: deque[float] = field(default_factory=deque)
+    tokens: deque[tuple[float, int]] = field(default_factory=deque)
+    requests: int = 0
+    ok: int = 0
+    throttled: int = 0
+    accepted_at: list[float] = field(default_factory=list)
+
+    def admit(self, now: float, cost: int) -> float | None:
+        """``None`` when the request fits the limits, else seconds until it would."""
+        while self.started and self.started[0] <= now - 1.0:
+            self.started.popleft()
+        while self.tokens and self.tokens[0][0] <= now - 60.0:
+            self.tokens.popleft()
+        cfg = self.config
+        if cfg.rps is not None and len(self.started) >= cfg.rps:
+            return max(0.001, self.started[0] + 1.0 - now)
+        used = sum(n for _, n in self.tokens)
+        if cfg.tpm is not None and self.tokens and used + cost > cfg.tpm:
+            return max(0.001, self.tokens[0][0] + 60.0 - now)
+        self.started.append(now)
+        self.tokens.append((now, cost))
+        self.accepted_at.append(now)
+        return None
+
+    def latency(self) -> float:
+        """Log-normal with the configured median and 99th percentile, in seconds."""
+        median = self.config.latency_ms / 1000
+        p99 = max(self.config.latency_p99_ms / 1000, median)
+        sigma = math.log(p99 / median) / 2.326 if p99 > median else 0.0
+        return median * math.exp(self.rng.gauss(0.0, sigma)) if sigma else median
+
+
+def create_app(config: FakeConfig | None = None) -> FastAPI:
+    state = FakeState(config or FakeConfig(), random.Random((config or FakeConfig()).seed))
+    app = FastAPI(title="decomposer fake provider")
+
+    @app.post("/v1/chat/completions")
+    async def complete(request: Request) -> JSONResponse:
+        body: dict[str, Any] = await request.json()
+        state.requests += 1
+        prompt_tokens = estimate_tokens(json.dumps(body.get("messages", [])))
+        wait = state.admit(time.monotonic(), prompt_tokens + 200)
+        if wait is not None:
+            state.throttled += 1
+            return JSONResponse(
+                {"object": "error", "message": "rate limit exceeded", "type": "rate_limited"},
+                status_code=429,
+                headers={
+                    "Retry-After": str(math.ceil(wait)),
+                    "retry-after-ms": str(int(wait * 1000) + 1),
+                },
+            )
+        await asyncio.sleep(state.latency())
+        state.ok += 1
+        return JSONResponse(completion_for(body, prompt_tokens))
+
+    @app.get("/stats")
+    async def stats() -> dict[str, Any]:
+        return {
+            "requests": state.requests,
+            "ok": state.ok,
+            "throttled": state.throttled,
+            "accepted_at": state.accepted_at,
+        }
+
+    return app
+
+
+def completion_for(body: dict[str, Any], prompt_tokens: int) -> dict[str, Any]:
+    """A grounded answer: per document in the prompt, one capability quoting it."""
+    text = "\n".join(
+        str(m.get("content", "")) for m in body.get("messages", []) if m.get("role") == "user"
+    )
+    capabilities = []
+    for index, document in enumerate(_DOCUMENT.findall(text)):
+        sentence = _SENTENCE.search(document)
+        if sentence is None:
+            continue
+        quote = sentence.group(0).strip()
+        capabilities.append(
+            {
+                "name": f"Capability {index + 1}: {quote[:40]}",
+                "category": "other",
+                "description": quote,
+                "unique": "Not stated in the docs.",
+                "vs_alternatives": "Not stated in the docs.",
+                "evidence": [quote],
+            }
+        )
+    payload = json.dumps(
+        {
+            "capabilities": capabilities,
+            "profile": {
+                "type": None,
+                "pricing_model": None,
+                "starting_price": None,
+                "free_tier": None,
+            },
+        }
+    )
+    message: dict[str, Any] = {"role": "assistant", "content": payload}
+    finish = "stop"
+    if body.get("tools"):
+        name = body["tools"][0]["function"]["name"]
+        message = {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "fake1",
+                    "type": "function",
+                    "index": 0,
+                    "function": {"name": name, "arguments": payload},
+                }
+            ],
+        }
+        finish = "tool_calls"
+    completion_tokens = estimate_tokens(payload)
+    return {
+        "id": "fake",
+        "object": "chat.completion",
+        "model": body.get("model", "fake"),
+        "created": 1765000000,
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+    }
+
+
+def main() -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--rps", type=float)
+    parser.add_argument("--tpm", type=int)
+    parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--latency-p99-ms", type=float, default=400.0)
+    args = parser.parse_args()
+    config = FakeConfig(args.rps, args.tpm, args.latency_ms, args.latency_p99_ms)
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

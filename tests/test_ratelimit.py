@@ -1,0 +1,158 @@
+"""The per-key limiter: moving windows, token accounting, 429 back-off, shared Redis storage."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import httpx
+import pytest
+import respx
+
+from conftest import GOOD, MISTRAL_URL, ok
+from decomposer.ratelimit import (
+    Limits,
+    RateLimitedTransport,
+    RateLimiter,
+    estimate_request_tokens,
+    limiter_key,
+    open_storage,
+)
+
+
+class Stop(Exception):
+    pass
+
+
+def redis_url() -> str | None:
+    url = os.environ.get("DECOMPOSER_TEST_REDIS_URL")
+    if url is None and os.environ.get("DECOMPOSER_REQUIRE_SERVICES"):
+        pytest.fail("DECOMPOSER_TEST_REDIS_URL is required when DECOMPOSER_REQUIRE_SERVICES=1")
+    return url
+
+
+def never_more_than(stamps: list[float], limit: int, window: float = 1.0) -> bool:
+    ordered = sorted(stamps)
+    return all(
+        ordered[i + limit] - ordered[i] >= window * 0.98 for i in range(len(ordered) - limit)
+    )
+
+
+async def test_requests_per_second_hold_over_any_window():
+    limiter = RateLimiter(Limits(rps=40), f"k-{uuid.uuid4()}")
+    stamps = []
+    for _ in range(100):
+        await limiter.acquire(10)
+        stamps.append(time.monotonic())
+    assert never_more_than(stamps, 40)
+    assert stamps[-1] - stamps[0] >= 2.0 * 0.98  # 100 requests need at least two more windows
+
+
+async def test_tokens_per_minute_make_the_next_request_wait():
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        raise Stop
+
+    limiter = RateLimiter(Limits(tpm=1000), f"k-{uuid.uuid4()}", sleep=sleep)
+    await limiter.acquire(400)
+    await limiter.acquire(400)
+    with pytest.raises(Stop):
+        await limiter.acquire(400)
+    assert 55 < waits[0] <= 60
+
+
+async def test_usage_above_the_estimate_is_charged():
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        raise Stop
+
+    limiter = RateLimiter(Limits(tpm=1000), f"k-{uuid.uuid4()}", sleep=sleep)
+    await limiter.acquire(300)
+    await limiter.settle(estimated=300, actual=900)
+    with pytest.raises(Stop):
+        await limiter.acquire(200)
+    assert waits
+
+
+async def test_429_cools_down_for_retry_after_and_slows_the_pace():
+    now = [100.0]
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(round(seconds, 3))
+        now[0] += seconds
+
+    limiter = RateLimiter(Limits(rps=10), f"k-{uuid.uuid4()}", sleep=sleep, clock=lambda: now[0])
+    limiter.throttle(5.0)
+    await limiter.acquire(1)
+    assert waits[0] == 5.0 and limiter.pace == 0.5
+    await limiter.acquire(1)
+    assert waits[-1] == pytest.approx(0.2)  # 1 / (10 rps * 0.5)
+    await limiter.settle(1, 1)
+    assert limiter.pace == pytest.approx(0.55)
+
+
+async def test_transport_limits_every_request_and_reads_usage_and_429s():
+    limiter = RateLimiter(Limits(rps=100, tpm=1_000_000), f"k-{uuid.uuid4()}")
+    transport = RateLimitedTransport(httpx.AsyncHTTPTransport(), limiter)
+    with respx.mock() as mock:
+        mock.post(MISTRAL_URL).mock(
+            side_effect=[
+                httpx.Response(429, headers={"Retry-After": "0"}, json={}),
+                ok(GOOD, prompt_tokens=700, completion_tokens=300),
+            ]
+        )
+        async with httpx.AsyncClient(transport=transport) as http:
+            first = await http.post(MISTRAL_URL, json={"messages": [], "max_tokens": 10})
+            second = await http.post(MISTRAL_URL, json={"messages": [], "max_tokens": 10})
+    assert (first.status_code, second.status_code) == (429, 200)
+    assert limiter.throttled == 1
+    assert second.json()["usage"]["total_tokens"] == 1000
+
+
+def test_request_estimate_counts_messages_schema_and_expected_output():
+    small = estimate_request_tokens(b'{"messages": [{"content": "hi"}], "max_tokens": 100}')
+    big = estimate_request_tokens(
+        b'{"messages": [{"content": "' + b"word " * 2000 + b'"}], "max_tokens": 100}'
+    )
+    assert 100 <= small < 150 and big > small + 1500
+
+
+def test_limiter_key_hides_the_api_key():
+    key = limiter_key("mistral", "sk-very-secret")
+    assert "sk-very-secret" not in key and key.startswith("decomposer:mistral:")
+    assert key != limiter_key("mistral", "another-key")
+
+
+def test_invalid_limits_are_refused():
+    from decomposer.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        Limits(rps=0)
+    with pytest.raises(ConfigError):
+        Limits(tpm=0)
+    with pytest.raises(ConfigError):
+        open_storage("memcached://x")
+
+
+async def test_two_workers_share_one_budget_in_redis():
+    url = redis_url()
+    if url is None:
+        pytest.skip("Redis not configured: set DECOMPOSER_TEST_REDIS_URL")
+    key = f"test-{uuid.uuid4()}"
+    a = RateLimiter(Limits(rps=20), key, open_storage(url))
+    b = RateLimiter(Limits(rps=20), key, open_storage(url))
+    stamps = []
+    try:
+        for i in range(50):
+            await (a if i % 2 else b).acquire(1)
+            stamps.append(time.monotonic())
+    finally:
+        await a.aclose()
+        await b.aclose()
+    assert never_more_than(stamps, 20)
