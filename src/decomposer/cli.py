@@ -201,6 +201,14 @@ def extract_cmd(
     queue: Annotated[
         bool, typer.Option("--queue", help="Enqueue the jobs for `decomposer worker`s.")
     ] = False,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch",
+            help="Send the jobs through the provider's Batch API (half price, results within "
+            "24 h); then `decomposer batch collect`.",
+        ),
+    ] = False,
     replay: Annotated[
         Path | None,
         typer.Option(
@@ -217,6 +225,8 @@ def extract_cmd(
     settings = env.settings
     if max_attempts < 1:
         raise InputError("--max-attempts must be at least 1")
+    if batch and (queue or replay is not None):
+        raise InputError("--batch cannot be combined with --queue or --replay")
     cfg = resolve(settings, provider, model, mode, base_url, max_tokens)
     transport = ReplayTransport.from_path(replay) if replay is not None else None
     if transport is not None:
@@ -233,6 +243,9 @@ def extract_cmd(
         policy=RetryPolicy(attempts=max_attempts),
     )
     with env.store() as store:
+        if batch:
+            cli_batch.submit_batch(settings, store, setup, tool, pack_tokens)
+            return
         if queue:
             _enqueue(settings, store, setup, tool, pack_tokens)
             return
@@ -510,7 +523,8 @@ def _configure_logging(debug: bool) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-from decomposer import cli_pages, cli_review  # noqa: E402
+from decomposer import cli_batch, cli_pages, cli_review  # noqa: E402
 
 cli_pages.register(app, tool_app)
 cli_review.register(app)
+cli_batch.register(app)
