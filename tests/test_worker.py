@@ -116,11 +116,12 @@ def test_two_workers_run_every_job_once_within_the_rate_limit(
     # A moving window lets RPS requests through at once, so n requests take at least
     # n / RPS - 1 seconds: 24 at 8/s need 2 s.
     assert stamps[-1] - stamps[0] >= (PAGES / RPS - 1) * 0.98
-    # Arrival times at the server carry its own queueing jitter (worse on a loaded machine),
-    # so one window may see a request or two more than the limiter granted in it; the server,
-    # whose own limit is twice ours, never had to refuse one.
-    busiest = max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps)
-    assert busiest <= RPS + 2, busiest
+    # The limiter grants at most RPS requests in any second; arrival times at the server add
+    # its own queueing jitter (larger on a loaded machine), which can move a request or two
+    # across a window edge. Longer windows dilute that jitter.
+    for seconds, slack in ((1.0, 3), (2.0, 2)):
+        busiest = max(sum(1 for t in stamps if s <= t < s + seconds) for s in stamps)
+        assert busiest <= RPS * seconds + slack, (seconds, busiest)
 
 
 def wait_for_run(db: str, timeout: float) -> str:
