@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from test_review import CLI, REPO_ROOT, cap_row, extract_tool
+from test_review import REPO_ROOT, cap_row, extract_tool
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -46,11 +46,6 @@ def _require_browser() -> None:
     if os.environ.get("DECOMPOSER_REQUIRE_SERVICES") == "1":
         pytest.fail(f"browser test required but {problem}")
     pytest.skip(problem)
-
-
-@pytest.fixture
-def cli(capsys) -> CLI:
-    return CLI(capsys)
 
 
 @pytest.fixture

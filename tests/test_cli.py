@@ -30,31 +30,9 @@ from conftest import (
     completion,
     ok,
 )
-from decomposer.cli import main
 from decomposer.config import Settings
 from decomposer.store import open_store
 from decomposer.store.models import Capability, Document, ExtractionRun
-
-
-class CLI:
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self.capsys = capsys
-
-    def __call__(self, *args: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        code = main(list(args))
-        out, err = self.capsys.readouterr()
-        return code, out, err
-
-    def json(self, *args: str) -> Any:
-        code, out, err = self(*args, "--json")
-        assert code == 0, err
-        return json.loads(out)
-
-
-@pytest.fixture
-def cli(capsys) -> CLI:
-    return CLI(capsys)
 
 
 @pytest.fixture

@@ -6,9 +6,8 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import CLI, REPO
 from decomposer.replay import ReplayTransport
-from test_cli import CLI
 
 RECORDINGS = REPO / "fixtures" / "recordings"
 

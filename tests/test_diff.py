@@ -6,22 +6,16 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import pytest
 import respx
 from sqlalchemy import select
 
-from conftest import DOC, MISTRAL_URL, ok
+from conftest import CLI, DOC, MISTRAL_URL, ok
 from decomposer.diff import proposed_changes, word_diff
 from decomposer.store import open_store
 from decomposer.store.review_models import CapabilityProposal
-from test_review import CLI, THREE, cap_row, extract_tool
+from test_review import THREE, cap_row, extract_tool
 
 NEW_DOC = DOC + "\n## Backups\n\nNightly backups are kept for 7 days.\n"
-
-
-@pytest.fixture
-def cli(capsys) -> CLI:
-    return CLI(capsys)
 
 
 def second_run(cli: CLI, tmp_path: Path, payload: dict[str, Any]) -> str:

@@ -20,13 +20,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
-from conftest import MISTRAL_URL, PROFILE_NONE, SECRET, capability, ok
+from conftest import CLI, MISTRAL_URL, PROFILE_NONE, SECRET, capability, ok
 from decomposer import jobs
 from decomposer.fakeprovider import completion_for
 from decomposer.store import open_store
-from decomposer.store.models import Capability, ExtractionRun, Job, LLMCall
+from decomposer.store.models import Capability, ExtractionRun, Job, LLMCall, Tool
 from servers import serve
-from test_cli import CLI
 
 PAGES = {
     f"p{i}.md": f"# Page {i}\n\nFeature number {i} lets teams do thing {i} quickly and well.\n"
@@ -51,11 +50,6 @@ def pages(cli: CLI, tmp_path: Path) -> Path:
     assert cli("tool", "add", "Acme")[0] == 0
     assert cli("ingest", "acme", str(folder))[0] == 0
     return folder
-
-
-@pytest.fixture
-def cli(capsys) -> CLI:
-    return CLI(capsys)
 
 
 def rows(settings, model):
@@ -110,10 +104,8 @@ def test_changed_settings_start_a_new_run(cli, pages, settings, monkeypatch):
     assert [r.status for r in rows(settings, ExtractionRun)] == ["failed", "succeeded"]
 
 
-def test_claims_never_hand_out_a_job_twice(store):
-    from decomposer.store.models import Tool
-
-    now = datetime.now(UTC)
+def run_with_jobs(store, count: int, now: datetime) -> int:
+    """A running extraction run with ``count`` queued jobs, straight in the store."""
     with store.transaction() as s:
         tool = Tool(slug="t", name="T", created_at=now)
         s.add(tool)
@@ -132,8 +124,13 @@ def test_claims_never_hand_out_a_job_twice(store):
         )
         s.add(run)
         s.flush()
-        jobs.create_jobs(s, run.id, [([f"c{i}"], f"h{i}", 10) for i in range(40)], now)
-        run_id = run.id
+        jobs.create_jobs(s, run.id, [([f"c{i}"], f"h{i}", 10) for i in range(count)], now)
+        return run.id
+
+
+def test_claims_never_hand_out_a_job_twice(store):
+    now = datetime.now(UTC)
+    run_id = run_with_jobs(store, 40, now)
     claimed: list[int] = []
     lock = threading.Lock()
 
@@ -151,29 +148,8 @@ def test_claims_never_hand_out_a_job_twice(store):
 
 
 def test_abandoned_running_jobs_are_requeued(store):
-    from decomposer.store.models import Tool
-
     now = datetime.now(UTC)
-    with store.transaction() as s:
-        tool = Tool(slug="t", name="T", created_at=now)
-        s.add(tool)
-        s.flush()
-        run = ExtractionRun(
-            tool_id=tool.id,
-            provider="p",
-            model="m",
-            mode="json_schema",
-            temperature=0.0,
-            prompt_name="extract",
-            prompt_version="v1",
-            prompt_hash="h",
-            status="running",
-            started_at=now,
-        )
-        s.add(run)
-        s.flush()
-        jobs.create_jobs(s, run.id, [([f"c{i}"], f"h{i}", 10) for i in range(4)], now)
-        run_id = run.id
+    run_id = run_with_jobs(store, 4, now)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     host = jobs.worker_id().rpartition(":")[0]

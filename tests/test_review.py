@@ -4,7 +4,6 @@ and the interactive ``decomposer review`` driven through stdin and an $EDITOR sc
 from __future__ import annotations
 
 import io
-import json
 import sys
 import threading
 from pathlib import Path
@@ -14,8 +13,7 @@ import pytest
 import respx
 from sqlalchemy import select
 
-from conftest import DOC, GOOD, MISTRAL_URL, SECRET, capability, ok
-from decomposer.cli import main
+from conftest import CLI, DOC, GOOD, MISTRAL_URL, SECRET, capability, ok
 from decomposer.errors import ConflictError, InputError
 from decomposer.llm import utcnow
 from decomposer.review import Filter, next_status, parse_where, review, submit
@@ -31,27 +29,6 @@ THREE = {
     ],
     "profile": GOOD["profile"],
 }
-
-
-class CLI:
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self.capsys = capsys
-
-    def __call__(self, *args: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        code = main(list(args))
-        out, err = self.capsys.readouterr()
-        return code, out, err
-
-    def json(self, *args: str) -> Any:
-        code, out, err = self(*args, "--json")
-        assert code == 0, err
-        return json.loads(out)
-
-
-@pytest.fixture
-def cli(capsys) -> CLI:
-    return CLI(capsys)
 
 
 def extract_tool(

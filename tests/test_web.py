@@ -17,7 +17,7 @@ from decomposer.review import submit
 from decomposer.store.models import Capability, Tool
 from decomposer.web import UISettings, create_app, ui_settings
 from test_diff import second_run
-from test_review import CLI, THREE, cap_row, extract_tool
+from test_review import THREE, cap_row, extract_tool
 
 with warnings.catch_warnings():
     # starlette 1.x prefers httpx2 for its TestClient; httpx (pinned) works the same here
@@ -26,11 +26,6 @@ with warnings.catch_warnings():
 
 TOKEN = "tok-0123456789abcdef"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-@pytest.fixture
-def cli(capsys) -> CLI:
-    return CLI(capsys)
 
 
 @pytest.fixture

@@ -13,12 +13,11 @@ import httpx
 import redis as redis_client
 from sqlalchemy import func, select
 
-from conftest import required_service
+from conftest import CLI, required_service
 from decomposer.fakeprovider import FakeConfig, create_app
 from decomposer.store import open_store
 from decomposer.store.models import Capability, ExtractionRun, Job, LLMCall
 from servers import serve
-from test_cli import CLI
 
 RPS = 8
 PAGES = 24
