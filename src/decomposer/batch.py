@@ -42,7 +42,7 @@ from decomposer.extract import (
     load_inputs,
     plan_run,
 )
-from decomposer.llm import Clock, Sleep, utcnow
+from decomposer.llm import Clock, Sleep, call_row, utcnow
 from decomposer.pricing import PriceTable, load_prices
 from decomposer.prompts import Prompt, load_prompt
 from decomposer.providers import ProviderConfig, api_key, classify
@@ -50,7 +50,7 @@ from decomposer.runtime import RunSetup
 from decomposer.schema import Extraction
 from decomposer.store import Store
 from decomposer.store.batch_models import BatchRecord
-from decomposer.store.models import CachedResponse, ExtractionRun, Job, LLMCall
+from decomposer.store.models import CachedResponse, ExtractionRun, Job
 
 BATCH_DISCOUNT = 0.5
 """Batch requests cost half the list price on both Mistral and OpenAI (applied to prices.json)."""
@@ -515,14 +515,14 @@ def _finish_cache_hits(
     for job_id in hits:
         with store.transaction() as session:
             session.add(
-                _call_row(
-                    run_id,
-                    groups[job_id][0][0].id,
-                    cfg.provider,
-                    cfg.model,
-                    cfg.mode,
-                    f"{prompt.name}/{prompt.version}",
-                    hashes[job_id],
+                call_row(
+                    run_id=run_id,
+                    chunk_id=groups[job_id][0][0].id,
+                    provider=cfg.provider,
+                    model=cfg.model,
+                    mode=cfg.mode,
+                    prompt_version=f"{prompt.name}/{prompt.version}",
+                    request_hash=hashes[job_id],
                     outcome="cache_hit",
                     now=clock(),
                     attempts=0,
@@ -864,14 +864,14 @@ def _store_results(
                     prices, run.provider, run.model, verdict.input_tokens, verdict.output_tokens
                 )
                 session.add(
-                    _call_row(
-                        info.run_id,
-                        group[0][0].id,
-                        run.provider,
-                        run.model,
-                        run.mode,
-                        prompt_version,
-                        job.request_hash,
+                    call_row(
+                        run_id=info.run_id,
+                        chunk_id=group[0][0].id,
+                        provider=run.provider,
+                        model=run.model,
+                        mode=run.mode,
+                        prompt_version=prompt_version,
+                        request_hash=job.request_hash,
                         outcome=verdict.outcome,
                         now=now,
                         input_tokens=verdict.input_tokens,
@@ -911,41 +911,3 @@ def _store_results(
         record.succeeded, record.requeued = report.succeeded, report.requeued
         record.collected_at = record.updated_at = now
     report.cost_usd = round(report.cost_usd, 8)
-
-
-def _call_row(
-    run_id: int,
-    chunk_id: str,
-    provider: str,
-    model: str,
-    mode: str,
-    prompt_version: str,
-    request_hash: str,
-    *,
-    outcome: str,
-    now: datetime,
-    input_tokens: int = 0,
-    output_tokens: int = 0,
-    cost_usd: float | None = 0.0,
-    error: str | None = None,
-    attempts: int = 1,
-    cache_hit: bool = False,
-) -> LLMCall:
-    return LLMCall(
-        run_id=run_id,
-        chunk_id=chunk_id,
-        provider=provider,
-        model=model,
-        mode=mode,
-        prompt_version=prompt_version,
-        request_hash=request_hash,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cost_usd=cost_usd,
-        latency_ms=0.0,
-        attempts=attempts,
-        cache_hit=cache_hit,
-        outcome=outcome,
-        error=error,
-        created_at=now,
-    )

@@ -47,6 +47,61 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def call_row(
+    *,
+    run_id: int | None,
+    chunk_id: str | None,
+    provider: str,
+    model: str,
+    mode: str,
+    prompt_version: str,
+    request_hash: str,
+    outcome: str,
+    now: datetime,
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    cost_usd: float | None = 0.0,
+    latency_ms: float = 0.0,
+    attempts: int = 1,
+    cache_hit: bool = False,
+    error: str | None = None,
+) -> LLMCall:
+    """The one place a call-log row is made (and its log line written), for every path:
+    inline calls, cache hits, failures and Batch API results alike."""
+    log.info(
+        "llm call provider=%s model=%s mode=%s chunk=%s outcome=%s attempts=%d "
+        "tokens_in=%d tokens_out=%d cost_usd=%s latency_ms=%.1f",
+        provider,
+        model,
+        mode,
+        chunk_id,
+        outcome,
+        attempts,
+        input_tokens,
+        output_tokens,
+        cost_usd,
+        latency_ms,
+    )
+    return LLMCall(
+        run_id=run_id,
+        chunk_id=chunk_id,
+        provider=provider,
+        model=model,
+        mode=mode,
+        prompt_version=prompt_version,
+        request_hash=request_hash,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cost_usd=cost_usd,
+        latency_ms=latency_ms,
+        attempts=attempts,
+        cache_hit=cache_hit,
+        outcome=outcome,
+        error=error,
+        created_at=now,
+    )
+
+
 def request_hash(cfg: ProviderConfig, prompt: Prompt, context: dict[str, Any]) -> str:
     """Everything that can change the answer: endpoint, sampling, prompt, schema, input."""
     material = {
@@ -269,7 +324,7 @@ class ModelCaller:
     ) -> None:
         with self.store.transaction() as session:
             session.add(
-                LLMCall(
+                call_row(
                     run_id=run_id,
                     chunk_id=chunk_id,
                     provider=self.cfg.provider,
@@ -277,31 +332,17 @@ class ModelCaller:
                     mode=self.cfg.mode,
                     prompt_version=f"{self.prompt.name}/{self.prompt.version}",
                     request_hash=request_hash,
+                    outcome=outcome,
+                    now=self.clock(),
                     input_tokens=result.input_tokens,
                     output_tokens=result.output_tokens,
                     cost_usd=result.cost_usd,
                     latency_ms=result.latency_ms,
                     attempts=result.attempts,
                     cache_hit=result.cache_hit,
-                    outcome=outcome,
                     error=error,
-                    created_at=self.clock(),
                 )
             )
-        log.info(
-            "llm call provider=%s model=%s mode=%s chunk=%s outcome=%s attempts=%d "
-            "tokens_in=%d tokens_out=%d cost_usd=%s latency_ms=%.1f",
-            self.cfg.provider,
-            self.cfg.model,
-            self.cfg.mode,
-            chunk_id,
-            outcome,
-            result.attempts,
-            result.input_tokens,
-            result.output_tokens,
-            result.cost_usd,
-            result.latency_ms,
-        )
 
 
 _EMPTY_PROFILE = Extraction.model_validate(
