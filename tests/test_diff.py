@@ -98,7 +98,8 @@ def test_reextraction_keeps_edits_proposes_changes_flags_vanished(
         }
     )
     out = second_run(cli, tmp_path, payload)
-    assert "1 new" in out and "1 earlier capabilities were not found" in out
+    assert "1 new" in out and "1 changes proposed for review" in out
+    assert "1 capabilities were not found again and are now vanished" in out
 
     caps = {c["name"]: c for c in cli.json("capabilities", "acmedb")}
     # approved with edits, model text unchanged: the human edit is kept, no proposal

@@ -327,12 +327,14 @@ def _print_run(report: RunReport) -> None:
         f"{p.total} requests: {p.calls} calls, {p.cache_hits} cache hits, {p.input_tokens:,} in / "
         f"{p.output_tokens:,} out tokens, ${p.cost_usd:.4f}"
     )
+    c = report.changes
     out.print(
-        f"  {report.capabilities} capabilities: {report.created} new, {report.updated} updated, "
-        f"{report.ungrounded} ungrounded"
+        f"  {report.capabilities} capabilities: {c.created} new, {c.refreshed} updated, "
+        f"{c.proposed} changes proposed for review, {c.reappeared} back after vanishing, "
+        f"{c.ungrounded} ungrounded"
     )
-    if report.unseen:
-        out.print(f"  note: {report.unseen} earlier capabilities were not found in this run")
+    if c.vanished:
+        out.print(f"  note: {c.vanished} capabilities were not found again and are now vanished")
 
 
 @app.command("runs")
@@ -528,3 +530,4 @@ from decomposer import cli_batch, cli_pages, cli_review  # noqa: E402
 cli_pages.register(app, tool_app)
 cli_review.register(app)
 cli_batch.register(app)
+

@@ -27,7 +27,7 @@ from decomposer.consolidate import (
     consolidate,
     resolve_quotes,
 )
-from decomposer.diff import Extracted, match_names, sync
+from decomposer.diff import Extracted, SyncReport, match_names, sync
 from decomposer.errors import DecomposerError, InputError, NotFoundError, ProviderError
 from decomposer.llm import CallResult, Clock, ModelCaller, request_hash
 from decomposer.prompts import Prompt
@@ -82,11 +82,9 @@ class RunReport:
     run_id: int
     tool: str
     progress: Progress
-    created: int
-    updated: int
-    ungrounded: int
-    unseen: int
     capabilities: int
+    changes: SyncReport
+    """What the run did to the stored records: created, refreshed, proposed, vanished, …"""
 
 
 OnProgress = Callable[[Progress], None]
@@ -514,11 +512,8 @@ def _write_results(
         run_id=run_id,
         tool=tool_slug,
         progress=progress,
-        created=synced.created,
-        updated=synced.refreshed + synced.proposed + synced.reappeared,
-        ungrounded=ungrounded,
-        unseen=synced.unseen,
         capabilities=len(records),
+        changes=synced,
     )
 
 
