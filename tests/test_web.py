@@ -257,7 +257,12 @@ def test_openapi_docs(client):
     assert "/api/capabilities/{cap_id}/review" in schema["paths"]
     assert "/api/comparisons/{a}/{b}" in schema["paths"]
     assert "/capabilities/{cap_id}" not in schema["paths"]  # pages are not API
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert assets and all(a.startswith("/") for a in assets), assets  # no CDN
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
 
 
 def test_diff_view_after_reextraction(cli, client, ids, tmp_path, settings, monkeypatch):

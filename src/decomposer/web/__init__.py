@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi_offline import FastAPIOffline
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
@@ -75,7 +76,8 @@ def create_app(
         if own_store:
             the_store.dispose()
 
-    app = FastAPI(
+    app = FastAPIOffline(
+        static_url="/static-docs",
         title="decomposer review API",
         description="Tools, capabilities, review actions and comparisons. Mutations need the "
         "session's CSRF token in X-CSRF-Token (GET /api/session gives it).",
@@ -102,7 +104,7 @@ def create_app(
         if path.startswith("/compare/"):
             csp = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:"
         elif path in ("/docs", "/redoc") or path.startswith("/docs/"):
-            csp = None  # FastAPI's interactive docs load their own assets
+            csp = None  # Swagger UI's inline start-up script; its assets are served from here
         else:
             csp = (
                 "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
