@@ -27,6 +27,8 @@ demo: $(STAMP)
 	$(DECOMPOSER) tool import fixtures/catalogue.toml
 	$(DECOMPOSER) tools
 	$(DECOMPOSER) runs
+	$(DECOMPOSER) match import-queries fixtures/queries.csv
+	$(DECOMPOSER) match run
 	@# Nothing is reviewed yet, so the demo page shows the proposed capabilities as drafts.
 	$(DECOMPOSER) compare mistral-api llama-4 --include-unreviewed --format md --out $(PAGES)/mistral-api-vs-llama-4.md
 	$(DECOMPOSER) compare mistral-api llama-4 --include-unreviewed --format html --out $(PAGES)/mistral-api-vs-llama-4.html
@@ -48,6 +50,7 @@ check: lint typecheck test
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_ingest.py
 	$(BIN)/python scripts/bench_regenerate.py
+	$(BIN)/python scripts/bench_match.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -93,7 +93,12 @@ def test_markdown_follows_the_reference_layout(demo, capsys):
         assert int(values["Rank"][col].split("/")[0]) == int(expected + 0.5)
 
     sections = [line for line in lines if line.startswith("## ")]
-    assert sections == ["## Mistral API Capabilities", "## Llama 4 Capabilities", "## Verdict"]
+    assert sections == [
+        "## Mistral API Capabilities",
+        "## Llama 4 Capabilities",
+        "## Shared capabilities",
+        "## Verdict",
+    ]
     for section, shown, more in (
         ("## Mistral API Capabilities", 8, "+12 more capabilities"),
         ("## Llama 4 Capabilities", 8, None),

@@ -121,9 +121,13 @@ def test_hostile_text_cannot_break_the_markdown_layout(hostile, capsys):
     code, out, err = run(capsys, "compare", "evil-tool", "good-tool")
     assert code == 0, err
     lines = out.splitlines()
-    table = [line for line in lines if line.startswith("|")]
+    start = lines.index("| Feature | Evil Tool | Good Tool |")
+    table = lines[start : lines.index("", start)]
     assert len(table) == 2 + 10  # header, rule and the ten rows: no injected rows
-    for line in table:
+    shared = lines[lines.index("## Shared capabilities") : lines.index("## Verdict")]
+    pair_rows = [line for line in shared if line.startswith("|")]
+    assert len(table) + len(pair_rows) == len([line for line in lines if line.startswith("|")])
+    for line in table + pair_rows:
         assert len(re.findall(r"(?<!\\)\|", line)) == 4, line
     headings = [line for line in lines if line.startswith("#")]
     assert headings == [
@@ -133,6 +137,7 @@ def test_hostile_text_cannot_break_the_markdown_layout(hostile, capsys):
         "### Plain",
         "## Good Tool Capabilities",
         "### Good",
+        "## Shared capabilities",
         "## Verdict",
     ]
     assert re.search(r"(?<!\\)<", out) is None  # every < is escaped: no raw HTML in the page

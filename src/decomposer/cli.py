@@ -530,3 +530,6 @@ from decomposer import cli_batch, cli_pages, cli_review  # noqa: E402
 cli_pages.register(app, tool_app)
 cli_review.register(app)
 cli_batch.register(app)
+from decomposer import cli_match  # noqa: E402
+
+cli_match.register(app)

@@ -2,9 +2,10 @@
 
 Loading (``load_snapshot``) reads each tool's records once in bulk; ``build_side`` turns one tool
 into the part of a page that does not depend on the other tool; ``build_comparison`` joins two
-sides with their rows, summary and verdict. Summary and verdict copy come from the Jinja2 text
-templates in ``templates/copy/`` and are fed only numbers that are in the table, so they cannot
-contradict it.
+sides with their rows, the "Shared capabilities" alignment (``align_sides``: optimal one-to-one
+pairs by the offline lexical embedder, see docs/match.md), summary and verdict. Summary and
+verdict copy come from the Jinja2 text templates in ``templates/copy/`` and are fed only numbers
+that are in the table, so they cannot contradict it.
 
 Which capabilities appear: approved ones; with ``include_unreviewed`` also proposed and ungrounded
 ones, marked as drafts. Rejected ones never appear. Order (top K first):
@@ -28,8 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from decomposer.align import align
 from decomposer.catalogue import PROFILE_FIELDS, Price, Sourced, effective_profile, load_facts
+from decomposer.embed import Embedder, LexicalEmbedder, capability_text
 from decomposer.errors import InputError, NotFoundError
+from decomposer.match import times_matched as stored_times_matched
 from decomposer.score import (
     LABELS,
     SUBSCORES,
@@ -171,9 +175,10 @@ def load_snapshot(
     """Load the named tools (all when ``None``) in a handful of bulk queries.
 
     The normalisation context always covers the whole catalogue (every tool's signals), so a
-    tool's Adoption is the same on every page it appears on.
+    tool's Adoption is the same on every page it appears on. ``times_matched`` defaults to the
+    store's match graph (``match.times_matched``: the newest ``decomposer match run``).
     """
-    matched = dict(times_matched or {})
+    matched = dict(times_matched) if times_matched is not None else stored_times_matched(session)
     all_tools = session.execute(
         select(Tool.id, Tool.slug, Tool.name, Tool.vendor, Tool.homepage, Tool.type).order_by(
             Tool.slug
@@ -347,6 +352,26 @@ class Row(_Model):
     b: str
 
 
+class CapRef(_Model):
+    id: str
+    name: str
+    draft: bool
+
+
+class SharedView(_Model):
+    """One row of "Shared capabilities": the same capability in both tools."""
+
+    a: CapRef
+    b: CapRef
+    similarity: float
+
+
+class AlignmentInfo(_Model):
+    method: str = "optimal one-to-one assignment (Hungarian) on cosine similarity"
+    model: str
+    threshold: float
+
+
 class Verdict(_Model):
     leader: str | None
     leads: dict[str, list[str]]
@@ -380,6 +405,10 @@ class Comparison(_Model):
     a: ToolSide
     b: ToolSide
     rows: list[Row]
+    shared: list[SharedView]
+    only_in_a: list[CapRef]
+    only_in_b: list[CapRef]
+    alignment: AlignmentInfo
     summary: str
     basis: str
     verdict: Verdict
@@ -616,9 +645,46 @@ def _scorelist(leads: Sequence[Lead]) -> str:
     return _andlist([f"{lead.name} ({lead.mine} vs {lead.theirs})" for lead in leads])
 
 
-def build_comparison(a: ToolSide, b: ToolSide, options: Options, copy: Copywriter) -> Comparison:
+def _ref(cap: CapabilityView) -> CapRef:
+    return CapRef(id=cap.id, name=cap.name, draft=cap.draft)
+
+
+def _text(cap: CapabilityView) -> str:
+    return capability_text(cap.name, cap.description, cap.unique)
+
+
+def align_sides(
+    a: ToolSide, b: ToolSide, embedder: Embedder
+) -> tuple[list[SharedView], list[CapRef], list[CapRef], AlignmentInfo]:
+    """Pair the two sides' capabilities (``align.align``): shared, only in A, only in B.
+
+    Only-in lists keep the page's top-K order; shared rows are by similarity, best first.
+    """
+    result = align(embedder, [_text(c) for c in a.capabilities], [_text(c) for c in b.capabilities])
+    shared = [
+        SharedView(
+            a=_ref(a.capabilities[p.a]), b=_ref(b.capabilities[p.b]), similarity=p.similarity
+        )
+        for p in result.shared
+    ]
+    return (
+        shared,
+        [_ref(a.capabilities[i]) for i in result.only_a],
+        [_ref(b.capabilities[j]) for j in result.only_b],
+        AlignmentInfo(model=result.model, threshold=result.threshold),
+    )
+
+
+def build_comparison(
+    a: ToolSide,
+    b: ToolSide,
+    options: Options,
+    copy: Copywriter,
+    embedder: Embedder | None = None,
+) -> Comparison:
     if a.slug == b.slug:
         raise InputError(f"cannot compare {a.slug} with itself", hint="name two different tools")
+    shared, only_a, only_b, alignment = align_sides(a, b, embedder or LexicalEmbedder())
     facts = verdict_facts(a, b)
     ctx = {**facts, "options": options}
     w = options.weights
@@ -642,6 +708,10 @@ def build_comparison(a: ToolSide, b: ToolSide, options: Options, copy: Copywrite
         a=a,
         b=b,
         rows=rows_for(a, b),
+        shared=shared,
+        only_in_a=only_a,
+        only_in_b=only_b,
+        alignment=alignment,
         summary=copy._clean(copy.summary.render(ctx)),
         basis=copy._clean(copy.basis.render(ctx)),
         verdict=Verdict(
@@ -668,6 +738,7 @@ def compare(
     options: Options,
     copy: Copywriter | None = None,
     times_matched: Mapping[str, int] | None = None,
+    embedder: Embedder | None = None,
 ) -> Comparison:
     """Load, score and compare two tools: the library entry point behind `decomposer compare`."""
     if a == b:
@@ -682,4 +753,4 @@ def compare(
         )
         for s in (a, b)
     ]
-    return build_comparison(sides[0], sides[1], options, copy or Copywriter())
+    return build_comparison(sides[0], sides[1], options, copy or Copywriter(), embedder)

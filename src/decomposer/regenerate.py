@@ -5,8 +5,14 @@ Each page's input hash is ``sha256(run digest | format | digest(A's side) | dige
 - a *side* is everything about one tool that appears on a page (records, evidence, profile,
   catalogue values, scores with their explanations), built and hashed **once per tool**;
 - the *run digest* covers what every page shares: the templates and stylesheet, the code of the
-  comparator modules, the package version, the JSON schema version and the options (weights,
-  top K, ``--include-unreviewed``, the scoring month).
+  comparator, alignment and match modules, the package version, the JSON schema version, the
+  options (weights, top K, ``--include-unreviewed``, the scoring month) and the newest match
+  run's digest (the match graph).
+
+Match data reaches a page twice: each side carries its Times Matched and Match Graph score
+(so a changed count rewrites that tool's pages), and the run digest carries the match graph's
+digest (so a new ``match run`` is never hidden). The "Shared capabilities" alignment is a pure
+function of both sides' capability texts and the aligner (code and thresholds), all hashed.
 
 Hashes live in a manifest, ``<out-dir>/.decomposer-pages.json`` (``{"schema": 1, "pages":
 {"<file>": "<hash>"}}``). A page whose hash matches the manifest and whose file exists is not
@@ -46,13 +52,23 @@ from decomposer.compare import (
     load_snapshot,
 )
 from decomposer.errors import DecomposerError, InputError, NotFoundError
+from decomposer.match import latest_run
 from decomposer.render import FORMATS, Renderer
 from decomposer.score import Weights, score_tool
 
 MANIFEST = ".decomposer-pages.json"
 MANIFEST_SCHEMA = 1
 PAGE_MODE = 0o644  # pages are published: readable by the web server, not only by us
-CODE_MODULES = ("catalogue.py", "compare.py", "render.py", "score.py", "regenerate.py")
+CODE_MODULES = (
+    "catalogue.py",
+    "compare.py",
+    "render.py",
+    "score.py",
+    "regenerate.py",
+    "align.py",
+    "embed.py",
+    "match.py",
+)
 
 OnProgress = Callable[[int, int], None]
 
@@ -90,12 +106,13 @@ def code_version() -> str:
     return digest.hexdigest()
 
 
-def run_digest(options: Options, renderer: Renderer) -> str:
+def run_digest(options: Options, renderer: Renderer, match_digest: str = "") -> str:
     material = {
         "schema": SCHEMA_VERSION,
         "code": code_version(),
         "templates": renderer.fingerprint(),
         "options": options.model_dump(mode="json"),
+        "match": match_digest,
     }
     return _sha(json.dumps(material, sort_keys=True))
 
@@ -233,6 +250,7 @@ def regenerate(
         if fmt not in FORMATS:
             raise InputError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
     snapshot = load_snapshot(session, None, times_matched)
+    run = latest_run(session) if times_matched is None else None
     if pairs is None:
         pairs = all_pairs(snapshot, options.include_unreviewed)
     else:
@@ -246,6 +264,7 @@ def regenerate(
         renderer=renderer,
         copy=copy,
         on_progress=on_progress,
+        match_digest=run.digest if run is not None else "",
     )
 
 
@@ -259,6 +278,7 @@ def write_pages(
     renderer: Renderer | None = None,
     copy: Copywriter | None = None,
     on_progress: OnProgress | None = None,
+    match_digest: str = "",
 ) -> RegenReport:
     renderer = renderer or Renderer()
     copy = copy or Copywriter()
@@ -269,7 +289,7 @@ def write_pages(
     manifest = load_manifest(out_dir)
     before = dict(manifest)
     existing = {entry.name for entry in os.scandir(out_dir)}
-    run = run_digest(options, renderer)
+    run = run_digest(options, renderer, match_digest)
     sides = Sides(snapshot, options)
     report = RegenReport(out_dir=out_dir, pairs=len(pairs))
     started = time.perf_counter()

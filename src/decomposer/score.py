@@ -9,8 +9,9 @@
                  grounding rate (grounded quotes / all quotes) and profile completeness (known
                  fields of type, pricing model, starting price, free tier).
     Ecosystem    integrations count, log-normalised against the catalogue; 0 when not declared.
-    Match Graph  Times Matched, log-normalised against the catalogue; 0 until the match graph
-                 exists.
+    Match Graph  Times Matched (match.py: searches whose top-k hits include one of the tool's
+                 capabilities above the run's threshold), log-normalised against the catalogue's
+                 largest value; 0 for everyone until `decomposer match run` has matched a query.
     Freshness    mean of the available dates' scores, each 100 × max(0, 1 − age / 12) with the
                  age in whole calendar months: the last release (catalogue) and the newest
                  document update (store). Months, not days, so pages do not churn every day.
@@ -249,7 +250,8 @@ def match_graph(t: ToolInputs, ctx: Context) -> SubScore:
             "match_graph",
             0,
             0.0,
-            "no tool has been matched yet (the match graph is not built), so 0",
+            "no tool has been matched yet (the match graph is not built: run `decomposer "
+            "match import-queries FILE` and `decomposer match run`), so 0",
             (Part("Times Matched", f"{t.times_matched:,}", "0 for every tool", 0.0),),
         )
     part = _lognorm("times_matched", t.times_matched, ctx)
