@@ -301,3 +301,26 @@ def test_cache_key_covers_every_setting(store, change):
     assert a.request_hash(CONTEXT) != b.request_hash(CONTEXT)
     other = {**CONTEXT, "chunks": [{**CONTEXT["chunks"][0], "text": DOC + "x"}]}
     assert a.request_hash(CONTEXT) != a.request_hash(other)
+
+
+async def test_429s_with_retry_after_do_not_use_up_the_attempts(store, fake_sleep, sleeps):
+    throttled = httpx.Response(429, headers={"Retry-After": "1"}, json={"message": "slow down"})
+    with respx.mock() as mock:
+        route = mock.post(MISTRAL_URL).mock(side_effect=[throttled] * 5 + [ok(GOOD)])
+        async with httpx.AsyncClient() as http:
+            result = await caller(store, http, fake_sleep, attempts=2).extract(
+                CONTEXT, run_id=None, chunk_id="c1"
+            )
+    assert route.call_count == 6 and result.validated
+    assert sleeps == [1.0] * 5
+
+
+async def test_429s_without_retry_after_count_as_attempts(store, fake_sleep):
+    with respx.mock() as mock:
+        route = mock.post(MISTRAL_URL).mock(return_value=httpx.Response(429, json={}))
+        async with httpx.AsyncClient() as http:
+            with pytest.raises(ProviderError, match="HTTP 429"):
+                await caller(store, http, fake_sleep, attempts=3).extract(
+                    CONTEXT, run_id=None, chunk_id="c1"
+                )
+    assert route.call_count == 3

@@ -18,22 +18,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from instructor.core import IncompleteOutputException, InstructorRetryException
+from instructor import AsyncInstructor
+from instructor.core import Hooks, IncompleteOutputException, InstructorRetryException
 from pydantic import ValidationError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
-    stop_after_attempt,
     stop_after_delay,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
 from decomposer.errors import ProviderError
 from decomposer.pricing import PriceTable
 from decomposer.prompts import Prompt
 from decomposer.providers import ProviderConfig, classify, make_client
-from decomposer.schema import Extraction
+from decomposer.schema import Extraction, schema_sha256
 from decomposer.store import Store
 from decomposer.store.models import CachedResponse, LLMCall
 
@@ -112,7 +113,7 @@ def request_hash(cfg: ProviderConfig, prompt: Prompt, context: dict[str, Any]) -
         "temperature": cfg.temperature,
         "max_tokens": cfg.max_tokens,
         "prompt": prompt.sha256,
-        "schema": Extraction.model_json_schema(),
+        "schema": schema_sha256(),
         "context": context,
     }
     blob = json.dumps(material, sort_keys=True, ensure_ascii=False, default=str)
@@ -178,6 +179,15 @@ class ModelCaller:
     sleep: Sleep = asyncio.sleep
     clock: Clock = utcnow
 
+    _client: AsyncInstructor | None = field(default=None, init=False, repr=False)
+
+    @property
+    def client(self) -> AsyncInstructor:
+        """One Instructor client per caller; per-call hooks keep each call's usage apart."""
+        if self._client is None:
+            self._client = make_client(self.cfg, self.key, self.http)
+        return self._client
+
     def request_hash(self, context: dict[str, Any]) -> str:
         return request_hash(self.cfg, self.prompt, context)
 
@@ -219,7 +229,7 @@ class ModelCaller:
     ) -> tuple[Extraction, bool]:
         max_tokens = self.cfg.max_tokens
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.policy.attempts)
+            stop=_AttemptsBesidesThrottling(self.policy.attempts)
             | stop_after_delay(self.policy.deadline_s),
             wait=self._wait,
             retry=retry_if_exception(_is_retryable),
@@ -261,11 +271,12 @@ class ModelCaller:
     async def _once(
         self, context: dict[str, Any], usage: _Usage, max_tokens: int
     ) -> tuple[Extraction, bool]:
-        client = make_client(self.cfg, self.key, self.http)
-        client.on("completion:kwargs", usage.on_kwargs)
-        client.on("completion:response", usage.on_response)
+        hooks = Hooks()
+        hooks.on("completion:kwargs", usage.on_kwargs)
+        hooks.on("completion:response", usage.on_response)
         try:
-            extraction = await client.create(
+            extraction = await self.client.create(
+                hooks=hooks,
                 response_model=Extraction,
                 messages=self.prompt.messages(),  # type: ignore[arg-type]
                 context=context,
@@ -351,6 +362,22 @@ _EMPTY_PROFILE = Extraction.model_validate(
         "profile": {"type": None, "pricing_model": None, "starting_price": None, "free_tier": None},
     }
 ).profile
+
+
+@dataclass
+class _AttemptsBesidesThrottling(stop_base):
+    """Stop after ``attempts`` failures, not counting 429s that said when to come back:
+    those are the provider pacing us, bounded by the deadline instead."""
+
+    attempts: int
+    throttled: int = 0
+
+    def __call__(self, state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        failure = classify(exc) if exc else None
+        if failure is not None and failure.status == 429 and failure.retry_after is not None:
+            self.throttled += 1
+        return state.attempt_number - self.throttled >= self.attempts
 
 
 def _is_retryable(exc: BaseException) -> bool:

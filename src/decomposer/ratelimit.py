@@ -4,8 +4,9 @@ Limits are counted with the ``limits`` library (moving windows) in memory, or in
 several worker processes or hosts must share one budget. The limiter sits in the HTTP transport,
 so every request — first attempts, retries and Instructor's re-asks alike — passes through it.
 Tokens are estimated before a request and corrected with the provider's reported usage after.
-A 429 makes this process back off: it waits out ``Retry-After`` and halves its pace, which then
-recovers by 10% per successful request.
+Requests are spaced evenly (at 97% of the rps limit) rather than sent in bursts. A 429 makes this
+process back off: it waits out ``Retry-After`` and slows its pace by 10%, which then recovers
+by 10% per successful request.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from decomposer.providers import retry_after
 from decomposer.tokens import estimate_tokens
 
 Sleep = Callable[[float], Awaitable[None]]
+HEADROOM = 0.97
+"""Requests are spaced for 97% of the rps limit, so arrival jitter stays under it."""
 EXPECTED_OUTPUT_TOKENS = 1024
 """Output tokens assumed before a request's usage is known (corrected afterwards)."""
 
@@ -73,7 +76,7 @@ class RateLimiter:
     pace: float = 1.0
     cooldown_until: float = 0.0
     throttled: int = 0
-    _last_start: float = 0.0
+    _next_slot: float = 0.0
 
     def __post_init__(self) -> None:
         self._strategy = MovingWindowRateLimiter(self.storage)
@@ -84,8 +87,8 @@ class RateLimiter:
         """Wait until one more request of about ``tokens`` tokens fits every limit."""
         await self._wait_cooldown()
         if self._rps is not None:
-            await self._take(self._rps, 1)
             await self._keep_pace()
+            await self._take(self._rps, 1)
         if self._tpm is not None:
             await self._take(self._tpm, min(tokens, self._tpm.amount))
 
@@ -96,9 +99,9 @@ class RateLimiter:
         self.pace = min(1.0, self.pace * 1.1)
 
     def throttle(self, wait_s: float | None) -> None:
-        """The provider said 429: stop until ``Retry-After`` and slow down."""
+        """The provider said 429: stop until ``Retry-After`` and slow down a little."""
         self.throttled += 1
-        self.pace = max(0.1, self.pace * 0.5)
+        self.pace = max(0.1, self.pace * 0.9)
         self.cooldown_until = max(self.cooldown_until, self.clock() + (wait_s or 1.0))
 
     async def aclose(self) -> None:
@@ -113,13 +116,19 @@ class RateLimiter:
             await self.sleep(delay)
 
     async def _keep_pace(self) -> None:
-        """After 429s, space requests further apart than the configured rate allows."""
-        if self.pace < 1.0 and self.limits.rps:
-            gap = 1.0 / (self.limits.rps * self.pace)
-            delay = self._last_start + gap - self.clock()
-            if delay > 0:
-                await self.sleep(delay)
-        self._last_start = self.clock()
+        """Start requests evenly, ``1 / (rps × HEADROOM × pace)`` apart.
+
+        The moving window alone lets a whole second's budget go at once, and the provider's
+        own window, seeing those requests arrive with a little jitter, then counts one too
+        many. Each coroutine reserves its slot before it sleeps, so waiters leave one by one.
+        """
+        assert self.limits.rps is not None
+        gap = 1.0 / (self.limits.rps * HEADROOM * self.pace)
+        now = self.clock()
+        slot = max(now, self._next_slot)
+        self._next_slot = slot + gap
+        if slot > now:
+            await self.sleep(slot - now)
 
     async def _take(self, item: RateLimitItem, cost: int) -> None:
         while not await self._strategy.hit(item, self.key, cost=cost):

@@ -7,6 +7,10 @@ context carrying the source chunks is given, so stored or cached payloads can be
 
 from __future__ import annotations
 
+import copy
+import functools
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, get_args
 
@@ -89,9 +93,14 @@ class Extraction(_Strict):
     @classmethod
     def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """The schema sent with every call, without titles and docstrings: they cost tokens on
-        every request and repeat what the field names and the system prompt already say."""
-        lean: dict[str, Any] = _lean(super().model_json_schema(*args, **kwargs), top=True)
-        return lean
+        every request and repeat what the field names and the system prompt already say.
+
+        Built once (pydantic takes milliseconds per build, and every call needs it) and copied
+        out, because callers such as Instructor may add keys to the dict they get."""
+        if args or kwargs:
+            lean: dict[str, Any] = _lean(super().model_json_schema(*args, **kwargs), top=True)
+            return lean
+        return copy.deepcopy(_schema())
 
     @model_validator(mode="after")
     def _quotes_are_grounded(self, info: ValidationInfo) -> Extraction:
@@ -116,6 +125,18 @@ class Extraction(_Strict):
     def profile_facts(self) -> list[Fact | Price | FreeTier]:
         p = self.profile
         return [f for f in (p.type, p.starting_price, p.free_tier) if f is not None]
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    built: dict[str, Any] = _lean(super(Extraction, Extraction).model_json_schema(), top=True)
+    return built
+
+
+@functools.cache
+def schema_sha256() -> str:
+    """A digest of the request schema, for cache keys."""
+    return hashlib.sha256(json.dumps(_schema(), sort_keys=True).encode()).hexdigest()
 
 
 def locate(quote: str, sources: Sequence[str]) -> tuple[int, int, int, float] | None:
