@@ -283,6 +283,7 @@ async def _extract(
                     completed=p.done,
                     tokens=p.input_tokens + p.output_tokens,
                     cost=p.cost_usd,
+                    failed=p.failed,
                 )
 
             return await run_extraction(
@@ -301,7 +302,10 @@ def _progress_bar() -> Iterator[tuple[Progress, Any]]:
         TextColumn("[bold]extracting"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("jobs · {task.fields[tokens]:,} tokens · ${task.fields[cost]:.4f}"),
+        TextColumn(
+            "jobs · {task.fields[failed]} failed · {task.fields[tokens]:,} tokens · "
+            "${task.fields[cost]:.4f}"
+        ),
         TimeElapsedColumn(),
         TextColumn("· ETA"),
         TimeRemainingColumn(),
@@ -312,7 +316,7 @@ def _progress_bar() -> Iterator[tuple[Progress, Any]]:
 
     def task_for(total: int) -> Any:
         if "t" not in tasks:
-            tasks["t"] = bar.add_task("extract", total=total, tokens=0, cost=0.0)
+            tasks["t"] = bar.add_task("extract", total=total, tokens=0, cost=0.0, failed=0)
         return tasks["t"]
 
     with bar:

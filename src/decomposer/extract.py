@@ -63,6 +63,7 @@ class Progress:
     chunks: int = 0
     calls: int = 0
     cache_hits: int = 0
+    failed: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -320,6 +321,9 @@ async def execute_jobs(
                 result = await run_job(caller, run_id, job.id, group, inputs.tool_name, me)
             except ProviderError as exc:
                 failures.append(exc)
+                progress.failed += 1
+                if on_progress is not None:
+                    on_progress(progress)
                 return
             finally:
                 held.discard(job.id)
