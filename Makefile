@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_ingest.py
 	$(BIN)/python scripts/bench_regenerate.py
 	$(BIN)/python scripts/bench_match.py
+	$(BIN)/python scripts/bench_extract.py --rps 20
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -100,17 +100,37 @@ async def test_429_cools_down_for_retry_after_and_slows_the_pace():
 
 async def test_waiting_coroutines_leave_one_by_one():
     now = [0.0]
-    limiter = RateLimiter(Limits(rps=10), f"k-{uuid.uuid4()}", clock=lambda: now[0])
-    starts: list[float] = []
+    waits: list[float] = []
 
     async def sleep(seconds: float) -> None:
+        waits.append(seconds)
         await asyncio.sleep(0)
-        starts.append(seconds)
+        now[0] += seconds
 
-    limiter.sleep = sleep
+    limiter = RateLimiter(Limits(rps=10), f"k-{uuid.uuid4()}", sleep=sleep, clock=lambda: now[0])
     await asyncio.gather(*(limiter.acquire(1) for _ in range(5)))
     gap = 1 / (10 * HEADROOM)
-    assert sorted(round(s, 4) for s in starts) == [round(gap * i, 4) for i in range(1, 5)]
+    assert waits == pytest.approx([gap] * 4)  # the first goes at once, then one per gap
+    assert now[0] == pytest.approx(4 * gap)
+
+
+async def test_a_stalled_loop_does_not_release_a_burst():
+    now = [0.0]
+    limiter = RateLimiter(Limits(rps=10), f"k-{uuid.uuid4()}", clock=lambda: now[0])
+    await limiter.acquire(1)
+    now[0] += 5.0  # the event loop was busy for five seconds
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    limiter.sleep = sleep
+    for _ in range(3):
+        await limiter.acquire(1)
+    gap = 1 / (10 * HEADROOM)
+    # one goes at once, the next after half a gap, then the schedule resumes: no burst
+    assert waits == pytest.approx([gap / 2, gap])
 
 
 async def test_transport_limits_every_request_and_reads_usage_and_429s():

@@ -76,7 +76,9 @@ class RateLimiter:
     pace: float = 1.0
     cooldown_until: float = 0.0
     throttled: int = 0
-    _next_slot: float = 0.0
+    _last_start: float = 0.0
+    _started: bool = False
+    _gate: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self._strategy = MovingWindowRateLimiter(self.storage)
@@ -116,19 +118,23 @@ class RateLimiter:
             await self.sleep(delay)
 
     async def _keep_pace(self) -> None:
-        """Start requests evenly, ``1 / (rps × HEADROOM × pace)`` apart.
+        """Start requests evenly, at least ``1 / (rps × HEADROOM × pace)`` apart.
 
         The moving window alone lets a whole second's budget go at once, and the provider's
         own window, seeing those requests arrive with a little jitter, then counts one too
-        many. Each coroutine reserves its slot before it sleeps, so waiters leave one by one.
+        many. Starters pass one at a time on a fixed schedule; requests delayed by a busy
+        event loop catch up by at most half a gap, so they never leave together in a burst.
         """
         assert self.limits.rps is not None
         gap = 1.0 / (self.limits.rps * HEADROOM * self.pace)
-        now = self.clock()
-        slot = max(now, self._next_slot)
-        self._next_slot = slot + gap
-        if slot > now:
-            await self.sleep(slot - now)
+        async with self._gate:
+            now = self.clock()
+            # Keep to the schedule (a late wake-up is made up on the next gap), but after a
+            # stall catch up by at most half a gap, never with a burst.
+            start = max(self._last_start + gap, now - gap / 2) if self._started else now
+            if start > now:
+                await self.sleep(start - now)
+            self._last_start, self._started = start, True
 
     async def _take(self, item: RateLimitItem, cost: int) -> None:
         while not await self._strategy.hit(item, self.key, cost=cost):
