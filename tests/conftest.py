@@ -129,6 +129,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
         "DECOMPOSER_BASE_URL",
         "DECOMPOSER_PRICES",
         "DECOMPOSER_PROMPTS_DIR",
+        "DECOMPOSER_REVIEWER",
+        "DECOMPOSER_REDIS_URL",
+        "DECOMPOSER_UI_TOKEN",
         "DECOMPOSER_DEBUG",
     ):
         monkeypatch.delenv(var, raising=False)

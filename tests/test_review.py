@@ -300,8 +300,8 @@ def test_cli_refuses_without_a_reviewer(cli, ids, monkeypatch):
     code, _, err = cli("approve", ids["Free tier"])
     assert code == 1
     assert err == (
-        "error: no reviewer name for the audit trail — pass --reviewer NAME or set "
-        "DECOMPOSER_REVIEWER\n"
+        "error: no reviewer name for the audit trail — pass --reviewer NAME, set "
+        "DECOMPOSER_REVIEWER, or add [review] reviewer to config.toml\n"
     )
     assert cli("approve", ids["Free tier"], "--reviewer", "dan")[0] == 0
 

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.orm import Session
 
+from decomposer.config import Settings
 from decomposer.errors import ConfigError, ConflictError, InputError
 from decomposer.review import (
     FIELDS,
@@ -78,13 +79,15 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve_cmd)
 
 
-def reviewer_name(option: str | None) -> str:
-    """``--reviewer``, else ``$DECOMPOSER_REVIEWER``; refuse rather than guess."""
-    name = (option or os.environ.get("DECOMPOSER_REVIEWER") or "").strip()
+def reviewer_name(option: str | None, settings: Settings) -> str:
+    """``--reviewer``, else ``$DECOMPOSER_REVIEWER`` or config.toml's ``[review] reviewer``;
+    refuse rather than guess."""
+    name = (option or "").strip() or settings.reviewer
     if not name:
         raise ConfigError(
             "no reviewer name for the audit trail",
-            hint="pass --reviewer NAME or set DECOMPOSER_REVIEWER",
+            hint="pass --reviewer NAME, set DECOMPOSER_REVIEWER, or add [review] reviewer "
+            "to config.toml",
         )
     return name
 
@@ -130,7 +133,7 @@ def _act(
         raise InputError("name the capabilities", hint="give ids, or --tool T [--where ...]")
     if expect_version is not None and (not ids or len(ids) != 1):
         raise InputError("--expect-version needs exactly one capability id")
-    who = reviewer_name(reviewer)
+    who = reviewer_name(reviewer, _env(ctx).settings)
     with _env(ctx).store() as store:
         if not ids:
             f = parse_where(where or [], Filter(tool=tool))
@@ -232,7 +235,7 @@ def edit_cmd(
     if len(fields) != len(values):
         raise InputError("give one --value for each --field")
     changes = dict(zip(fields, values, strict=True))
-    who = reviewer_name(reviewer)
+    who = reviewer_name(reviewer, _env(ctx).settings)
     with _env(ctx).store() as store:
         outcome = submit(
             store,
@@ -329,7 +332,7 @@ def review_cmd(
     from decomposer.cli import _env, _out
 
     env = _env(ctx)
-    who = reviewer_name(reviewer)
+    who = reviewer_name(reviewer, env.settings)
     cursor = env.settings.home / "review" / f"{tool}.cursor"
     out = _out()
     with env.store() as store:
