@@ -283,9 +283,11 @@ async def run_job(
             context_for(tool_name, group), run_id=run_id, chunk_id=group[0][0].id
         )
     except ProviderError as exc:
-        jobs.finish(caller.store, job_id, worker, caller.clock(), error=exc.message)
+        await asyncio.to_thread(
+            jobs.finish, caller.store, job_id, worker, caller.clock(), exc.message
+        )
         raise
-    jobs.finish(caller.store, job_id, worker, caller.clock())
+    await asyncio.to_thread(jobs.finish, caller.store, job_id, worker, caller.clock())
     return result
 
 
@@ -312,7 +314,7 @@ async def execute_jobs(
 
     async def work() -> None:
         while not failures:
-            job = jobs.claim(caller.store, run_id, me, caller.clock())
+            job = await asyncio.to_thread(jobs.claim, caller.store, run_id, me, caller.clock())
             if job is None:
                 return
             held.add(job.id)

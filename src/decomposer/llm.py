@@ -195,10 +195,12 @@ class ModelCaller:
         self, context: dict[str, Any], *, run_id: int | None, chunk_id: str | None
     ) -> CallResult:
         request_hash = self.request_hash(context)
-        cached = self._cached(request_hash)
+        cached = await asyncio.to_thread(self._cached, request_hash)
         if cached is not None:
             result = CallResult(Extraction.model_validate_json(cached), True, cache_hit=True)
-            self._log(request_hash, run_id, chunk_id, result, "cache_hit", None)
+            await asyncio.to_thread(
+                self._log, request_hash, run_id, chunk_id, result, "cache_hit", None
+            )
             return result
         usage = _Usage()
         started = time.perf_counter()
@@ -207,12 +209,16 @@ class ModelCaller:
         except ProviderError as exc:
             failed = CallResult(Extraction(capabilities=[], profile=_EMPTY_PROFILE), False, False)
             self._fill(failed, usage, started)
-            self._log(request_hash, run_id, chunk_id, failed, "error", exc.message)
+            await asyncio.to_thread(
+                self._log, request_hash, run_id, chunk_id, failed, "error", exc.message
+            )
             raise
         result = CallResult(extraction, validated, cache_hit=False)
         self._fill(result, usage, started)
-        self._remember(request_hash, extraction)
-        self._log(request_hash, run_id, chunk_id, result, "ok" if validated else "ungrounded", None)
+        outcome = "ok" if validated else "ungrounded"
+        await asyncio.to_thread(
+            self._record, request_hash, extraction, run_id, chunk_id, result, outcome
+        )
         return result
 
     def _fill(self, result: CallResult, usage: _Usage, started: float) -> None:
@@ -306,6 +312,18 @@ class ModelCaller:
             initial=self.policy.initial_wait_s, max=self.policy.max_wait_s
         )
         return float(backoff(state))
+
+    def _record(
+        self,
+        request_hash: str,
+        extraction: Extraction,
+        run_id: int | None,
+        chunk_id: str | None,
+        result: CallResult,
+        outcome: str,
+    ) -> None:
+        self._remember(request_hash, extraction)
+        self._log(request_hash, run_id, chunk_id, result, outcome, None)
 
     def _cached(self, request_hash: str) -> str | None:
         with self.store.transaction() as session:

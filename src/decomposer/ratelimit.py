@@ -29,8 +29,8 @@ from decomposer.providers import retry_after
 from decomposer.tokens import estimate_tokens
 
 Sleep = Callable[[float], Awaitable[None]]
-HEADROOM = 0.97
-"""Requests are spaced for 97% of the rps limit, so arrival jitter stays under it."""
+HEADROOM = 0.98
+"""Requests are spaced for 98% of the rps limit, so arrival jitter stays under it."""
 EXPECTED_OUTPUT_TOKENS = 1024
 """Output tokens assumed before a request's usage is known (corrected afterwards)."""
 
