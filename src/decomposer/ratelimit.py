@@ -4,7 +4,7 @@ Limits are counted with the ``limits`` library (moving windows) in memory, or in
 several worker processes or hosts must share one budget. The limiter sits in the HTTP transport,
 so every request — first attempts, retries and Instructor's re-asks alike — passes through it.
 Tokens are estimated before a request and corrected with the provider's reported usage after.
-Requests are spaced evenly (at 97% of the rps limit) rather than sent in bursts. A 429 makes this
+Requests are spaced evenly (at 98% of the rps limit) rather than sent in bursts. A 429 makes this
 process back off: it waits out ``Retry-After`` and slows its pace by 10%, which then recovers
 by 10% per successful request.
 """
