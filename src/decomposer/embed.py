@@ -38,7 +38,7 @@ from sqlalchemy import select
 
 from decomposer.config import Settings
 from decomposer.errors import ConfigError, ProviderError
-from decomposer.providers import api_key, check_base_url, classify
+from decomposer.providers import api_key, classify, endpoint
 from decomposer.store import Store
 from decomposer.store.match_models import EmbeddingRecord
 
@@ -453,14 +453,7 @@ def make_embedder(
         return LexicalEmbedder(thresholds)
     if http is None:
         raise ConfigError(f"the {name} embedder needs an HTTP client")
-    url = base_url or (settings.openai_base_url if name == "openai-compatible" else None)
-    if name == "openai-compatible" and not url:
-        raise ConfigError(
-            "the openai-compatible embedder needs a server address",
-            hint="pass --base-url http://host:port/v1 or set DECOMPOSER_BASE_URL",
-        )
-    if url is not None:
-        check_base_url(url)
+    url = endpoint(settings, name, base_url, what="embedder")
     chosen = model or DEFAULT_EMBED_MODELS.get(name)
     if not chosen:
         raise ConfigError(f"--model is required for the {name} embedder")

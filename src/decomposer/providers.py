@@ -67,20 +67,28 @@ def resolve(
     chosen_mode = mode or DEFAULT_MODE
     if chosen_mode not in MODES:
         raise ConfigError(f"unknown mode {chosen_mode!r}", hint=f"use one of {', '.join(MODES)}")
-    url = base_url or (settings.openai_base_url if provider == "openai-compatible" else None)
-    if provider == "openai-compatible" and not url:
-        raise ConfigError(
-            "the openai-compatible provider needs a server address",
-            hint="pass --base-url http://host:port/v1 or set DECOMPOSER_BASE_URL",
-        )
-    if url is not None:
-        check_base_url(url)
+    url = endpoint(settings, provider, base_url)
     chosen_model = model or DEFAULT_MODELS.get(provider)
     if not chosen_model:
         raise ConfigError(f"--model is required for the {provider} provider")
     if max_tokens < 256:
         raise ConfigError("--max-tokens must be at least 256")
     return ProviderConfig(provider, chosen_model, chosen_mode, url, max_tokens=max_tokens)
+
+
+def endpoint(
+    settings: Settings, provider: str, base_url: str | None, what: str = "provider"
+) -> str | None:
+    """The checked base URL: given, or for openai-compatible the configured default (required)."""
+    url = base_url or (settings.openai_base_url if provider == "openai-compatible" else None)
+    if provider == "openai-compatible" and not url:
+        raise ConfigError(
+            f"the openai-compatible {what} needs a server address",
+            hint="pass --base-url http://host:port/v1 or set DECOMPOSER_BASE_URL",
+        )
+    if url is not None:
+        check_base_url(url)
+    return url
 
 
 def check_base_url(url: str) -> None:
