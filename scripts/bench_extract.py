@@ -29,8 +29,6 @@ import asyncio
 import json
 import logging
 import math
-import os
-import platform
 import resource
 import socket
 import subprocess
@@ -44,6 +42,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
+
+from machine import describe
 
 SCENARIOS = ("decomposer", "sequential", "gather")
 TOOL = "Bench"
@@ -392,16 +392,6 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
 def run_child(name: str, argv: list[str], timeout: float) -> Outcome:
     command = [sys.executable, str(Path(__file__).resolve()), *argv, "--child", name]
     try:
@@ -440,7 +430,7 @@ def row(out: Outcome, rps: float) -> str:
 
 def parent(args: argparse.Namespace, argv: list[str]) -> None:
     names = SCENARIOS if args.scenario == "all" else (args.scenario,)
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, python {platform.python_version()}")
+    print(f"machine: {describe()}")
     print(
         f"fake provider: {args.rps:g} requests/s, {args.tpm:,} tokens/min, latency median "
         f"{args.latency_ms:g} ms, p99 {args.latency_p99_ms:g} ms; {args.chunks:,} chunks, "

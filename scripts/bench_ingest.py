@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import statistics
 import tempfile
@@ -34,6 +32,7 @@ from decomposer.store import open_store
 from decomposer.store.models import Chunk as ChunkRow
 from decomposer.tokens import estimate_tokens
 from decomposer.tools import add_tool
+from machine import describe
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 TOOLS = ("mistral-api", "llama-4")
@@ -54,16 +53,6 @@ def prompt_tokens(prompt: Prompt, tool: str, groups: Sequence[Sequence[Piece]]) 
         messages = prompt.render(context_for(tool, group))
         total += schema + sum(estimate_tokens(m["content"]) for m in messages)
     return total
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -92,7 +81,7 @@ def main() -> None:
     if not CORPUS.is_dir():
         raise SystemExit(f"corpus not found at {CORPUS}")
     prompt = load_prompt()
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, python {platform.python_version()}")
+    print(f"machine: {describe()}")
     print(f"budget: {args.budget} tokens per chunk; repeats: {args.repeats}\n")
     header = (
         "tool",

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import numpy as np
 
 from decomposer.align import top_k
 from decomposer.embed import LexicalEmbedder, capability_text
+from machine import describe
 
 SYLLABLES = [a + b for a in "bcdfghklmnprstvz" for b in ("a", "e", "i", "o", "u", "ai", "ou")]
 
@@ -138,8 +138,7 @@ def main() -> None:
         print(json.dumps(fn(args.capabilities, args.queries, args.top_k)))
         return
     print(
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, numpy {np.__version__}; "
+        f"{describe()}, numpy {np.__version__}; "
         f"{args.capabilities:,} capabilities × {args.queries:,} queries, top {args.top_k}"
     )
     scenarios = ("lexical", "dense") if args.scenario == "both" else (args.scenario,)

@@ -12,8 +12,6 @@ cold on 2 cores, <= 500 MB, >= 20,000 pages/s checked when nothing changed.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import resource
 import shutil
@@ -30,6 +28,7 @@ from decomposer.render import FORMATS
 from decomposer.store import open_store
 from decomposer.store.catalogue_models import CatalogueEntry
 from decomposer.store.models import Capability, Document, Evidence, Tool
+from machine import describe
 
 NOW = datetime(2025, 7, 1, tzinfo=UTC)
 CATEGORIES = (
@@ -218,19 +217,7 @@ def main() -> None:
     out_dir = work / "pages"
     shutil.rmtree(out_dir, ignore_errors=True)
     options = Options(as_of=date(2025, 7, 15))
-    cpu = (
-        next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            platform.processor(),
-        )
-        if Path("/proc/cpuinfo").exists()
-        else platform.processor()
-    )
-    print(f"machine: {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}")
+    print(f"machine: {describe()}")
     for label in ("cold", "unchanged"):
         r = one_run(url, out_dir, options)
         files = r["written"] + r["unchanged"]
