@@ -160,17 +160,27 @@ def ingest_cmd(
         report = ingest(store, tool, sources, now=utcnow(), budget=chunk_tokens)
     for note in report.notes:
         out.print(f"note: {note}")
-    for label, items in (
-        ("added", report.added),
-        ("updated", report.updated),
-        ("unchanged (no-op)", report.unchanged),
-    ):
-        for source in items:
-            out.print(f"{label}: {source}")
-    out.print(
-        f"{tool}: {len(report.added)} added, {len(report.updated)} updated, "
-        f"{len(report.unchanged)} unchanged; {report.chunks_written} chunks written"
+    _print_changes(
+        out,
+        tool,
+        [
+            ("added", report.added),
+            ("updated", report.updated),
+            ("unchanged (no-op)", report.unchanged),
+        ],
+        tail=f"; {report.chunks_written} chunks written",
     )
+
+
+def _print_changes(
+    out: Console, subject: str, groups: Sequence[tuple[str, Sequence[str]]], tail: str = ""
+) -> None:
+    """Each item under its label, then one line of counts (ingest, catalogue import)."""
+    for label, items in groups:
+        for item in items:
+            out.print(f"{label}: {item}")
+    counts = ", ".join(f"{len(items)} {label.split(' ')[0]}" for label, items in groups)
+    out.print(f"{subject}: {counts}{tail}")
 
 
 @app.command("extract")

@@ -86,23 +86,16 @@ def tool_import(
     file: Annotated[Path, typer.Argument(help="Catalogue TOML file (see docs/comparator.md).")],
 ) -> None:
     """Create or update tools, pricing and score signals from a catalogue file."""
-    from decomposer.cli import _env, _out
+    from decomposer.cli import _env, _out, _print_changes
     from decomposer.llm import utcnow
 
     specs = load_catalogue(file)
     with _env(ctx).store() as store, store.transaction() as session:
         report = import_catalogue(session, specs, source=str(file), now=utcnow())
-    out = _out()
-    for label, slugs in (
-        ("added", report.added),
-        ("updated", report.updated),
-        ("unchanged", report.unchanged),
-    ):
-        for slug in slugs:
-            out.print(f"{label}: {slug}")
-    out.print(
-        f"{file}: {len(report.added)} added, {len(report.updated)} updated, "
-        f"{len(report.unchanged)} unchanged"
+    _print_changes(
+        _out(),
+        str(file),
+        [("added", report.added), ("updated", report.updated), ("unchanged", report.unchanged)],
     )
 
 
