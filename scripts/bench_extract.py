@@ -111,9 +111,9 @@ def write_docs(folder: Path, count: int) -> None:
 
 def contexts_for(folder: Path, limit: int) -> list[dict[str, Any]]:
     """The template/validation contexts decomposer would send, one chunk per request."""
-    from decomposer.chunks import chunk_document
-    from decomposer.extract import context_for
-    from decomposer.sources import load_sources
+    from decomposer.extraction.run import context_for
+    from decomposer.ingest.chunks import chunk_document
+    from decomposer.ingest.sources import load_sources
     from decomposer.store.models import Chunk as ChunkRow
 
     docs, _ = load_sources([str(folder)])
@@ -211,18 +211,18 @@ async def run_decomposer(
 ) -> None:
     from sqlalchemy import func, select
 
-    from decomposer import jobs
-    from decomposer.config import Settings
-    from decomposer.errors import ProviderError
-    from decomposer.extract import Progress, run_extraction
-    from decomposer.ingest import ingest
-    from decomposer.llm import RetryPolicy
-    from decomposer.providers import ProviderConfig
-    from decomposer.ratelimit import Limits
-    from decomposer.runtime import RunSetup, model_caller
+    from decomposer.calls.caller import RetryPolicy
+    from decomposer.calls.runtime import RunSetup, model_caller
+    from decomposer.core.config import Settings
+    from decomposer.core.errors import ProviderError
+    from decomposer.extraction import jobs
+    from decomposer.extraction.run import Progress, run_extraction
+    from decomposer.ingest.documents import ingest
+    from decomposer.providers.base import ProviderConfig
+    from decomposer.providers.ratelimit import Limits
     from decomposer.store import open_store
     from decomposer.store.models import Job, LLMCall
-    from decomposer.tools import add_tool
+    from decomposer.store.tools import add_tool
 
     # An explicit environment: a DECOMPOSER_REDIS_URL or database URL in the caller's
     # environment must not change what is measured.
@@ -285,9 +285,9 @@ async def one_call(client: Any, context: dict[str, Any], latencies: list[float])
     """One Instructor request as a user would write it; ``True`` when it validated."""
     from openai.types.chat import ChatCompletionMessageParam
 
-    from decomposer.llm import RetryPolicy
-    from decomposer.prompts import load_prompt
-    from decomposer.schema import Extraction
+    from decomposer.calls.caller import RetryPolicy
+    from decomposer.calls.prompts import load_prompt
+    from decomposer.extraction.schema import Extraction
 
     messages = cast("list[ChatCompletionMessageParam]", load_prompt().render(context))
     started = time.perf_counter()

@@ -22,16 +22,16 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from decomposer.chunks import DEFAULT_CHUNK_TOKENS, Chunk, chunk_document
-from decomposer.extract import Piece, context_for, pack_calls
-from decomposer.ingest import ingest
-from decomposer.prompts import Prompt, load_prompt
-from decomposer.schema import Extraction
-from decomposer.sources import SourceDocument, load_sources
+from decomposer.calls.prompts import Prompt, load_prompt
+from decomposer.core.tokens import estimate_tokens
+from decomposer.extraction.run import Piece, context_for, pack_calls
+from decomposer.extraction.schema import Extraction
+from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS, Chunk, chunk_document
+from decomposer.ingest.documents import ingest
+from decomposer.ingest.sources import SourceDocument, load_sources
 from decomposer.store import open_store
 from decomposer.store.models import Chunk as ChunkRow
-from decomposer.tokens import estimate_tokens
-from decomposer.tools import add_tool
+from decomposer.store.tools import add_tool
 from machine import describe
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"

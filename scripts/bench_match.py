@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from decomposer.align import top_k
-from decomposer.embed import LexicalEmbedder, capability_text
+from decomposer.matching.align import top_k
+from decomposer.matching.embed import LexicalEmbedder, capability_text
 from machine import describe
 
 SYLLABLES = [a + b for a in "bcdfghklmnprstvz" for b in ("a", "e", "i", "o", "u", "ai", "ou")]

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from decomposer.compare import Options, load_snapshot
-from decomposer.regenerate import all_pairs, write_pages
-from decomposer.render import FORMATS
+from decomposer.pages.compare import Options, load_snapshot
+from decomposer.pages.regenerate import all_pairs, write_pages
+from decomposer.pages.render import FORMATS
 from decomposer.store import open_store
 from decomposer.store.catalogue_models import CatalogueEntry
 from decomposer.store.models import Capability, Document, Evidence, Tool

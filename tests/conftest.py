@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from decomposer.config import Settings
+from decomposer.core.config import Settings
 from decomposer.store import Store, open_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -195,7 +195,7 @@ class CLI:
         self.capsys = capsys
 
     def __call__(self, *args: str) -> tuple[int, str, str]:
-        from decomposer.cli import main
+        from decomposer.cli.app import main
 
         self.capsys.readouterr()
         code = main(list(args))

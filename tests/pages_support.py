@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from decomposer.cli import main
+from decomposer.cli.app import main
 from decomposer.store import Store
 from decomposer.store.catalogue_models import CatalogueEntry
 from decomposer.store.models import Capability, Document, Evidence, Tool

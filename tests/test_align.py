@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from decomposer.align import align, assign, similarity, top_k
-from decomposer.embed import LexicalEmbedder, Thresholds, capability_text
+from decomposer.matching.align import align, assign, similarity, top_k
+from decomposer.matching.embed import LexicalEmbedder, Thresholds, capability_text
 
 
 def cap(name: str, description: str, unique: str = "") -> str:

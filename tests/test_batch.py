@@ -19,19 +19,19 @@ import typer
 from sqlalchemy import select
 
 from conftest import MISTRAL_URL, OPENAI_URL, PROFILE_NONE, SECRET, capability, completion
-from decomposer import batch
-from decomposer.cli import Env
-from decomposer.config import Settings
-from decomposer.errors import ConfigError
-from decomposer.extract import context_for, load_inputs
-from decomposer.ingest import ingest
-from decomposer.llm import utcnow
-from decomposer.providers import resolve
-from decomposer.runtime import RunSetup, model_caller
+from decomposer.calls.caller import utcnow
+from decomposer.calls.runtime import RunSetup, model_caller
+from decomposer.cli.app import Env
+from decomposer.core.config import Settings
+from decomposer.core.errors import ConfigError
+from decomposer.extraction import batch
+from decomposer.extraction.run import context_for, load_inputs
+from decomposer.ingest.documents import ingest
+from decomposer.providers.base import resolve
 from decomposer.store import Store
 from decomposer.store.batch_models import BatchRecord
 from decomposer.store.models import Capability, ExtractionRun, Job, LLMCall
-from decomposer.tools import add_tool
+from decomposer.store.tools import add_tool
 
 N = 6
 PAGES = {
@@ -318,7 +318,7 @@ def capability_names(store: Store) -> set[str]:
 
 async def extract_inline(store: Store, settings: Settings, provider: str) -> Any:
     """A normal ``extract`` of the same run, answering every chat request with grounded JSON."""
-    from decomposer.extract import run_extraction
+    from decomposer.extraction.run import run_extraction
 
     async with model_caller(settings, store, setup_for(settings, provider)) as caller:
         return await run_extraction(caller, "acme", pack_tokens=1)
@@ -611,7 +611,7 @@ async def test_extract_while_a_batch_holds_the_jobs_sends_nothing(store, keyed, 
     FakeBatches("mistral", mock)
     await submit(store, keyed, "mistral")
     chat = mock.post(MISTRAL_URL).mock(side_effect=inline_answer)
-    from decomposer.extract import RunNotFinished
+    from decomposer.extraction.run import RunNotFinished
 
     with pytest.raises(RunNotFinished, match="6 running"):
         await extract_inline(store, keyed, "mistral")
@@ -625,7 +625,7 @@ async def test_extract_while_a_batch_holds_the_jobs_sends_nothing(store, keyed, 
 
 def run_batch_cli(settings: Settings, *args: str) -> Any:
     """``decomposer batch …`` on a fresh app, independent of how cli.py wires it."""
-    from decomposer import cli_batch
+    from decomposer.cli import batch as cli_batch
 
     app = typer.Typer()
 
@@ -662,7 +662,7 @@ def test_cli_batch_commands(store, keyed, pages, mock, capsys):
 
 def test_extract_batch_through_main(keyed, pages, mock, capsys, store):
     """``decomposer extract acme --batch`` then ``decomposer batch collect`` via ``main``."""
-    from decomposer import cli
+    from decomposer.cli import app as cli
 
     extract = typer.main.get_command(cli.app).commands["extract"]  # type: ignore[attr-defined]
     if not any(p.name == "batch" for p in extract.params):

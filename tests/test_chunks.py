@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from decomposer.chunks import (
+from decomposer.core.tokens import estimate_tokens
+from decomposer.ingest.chunks import (
     DEFAULT_CHUNK_TOKENS,
     Chunk,
     chunk_document,
@@ -17,8 +18,7 @@ from decomposer.chunks import (
     heading_of,
     split_lines,
 )
-from decomposer.sources import load_sources
-from decomposer.tokens import estimate_tokens
+from decomposer.ingest.sources import load_sources
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS}")

@@ -30,7 +30,7 @@ from conftest import (
     completion,
     ok,
 )
-from decomposer.config import Settings
+from decomposer.core.config import Settings
 from decomposer.store import open_store
 from decomposer.store.models import Capability, Document, ExtractionRun
 
@@ -361,7 +361,7 @@ def test_api_key_never_reaches_logs_rows_or_errors(cli, acme, settings, monkeypa
 def test_every_command_has_help(cli):
     import typer
 
-    from decomposer.cli import app
+    from decomposer.cli.app import app
 
     group = typer.main.get_command(app)
     names = []

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from decomposer.catalogue import Price
-from decomposer.compare import (
+from decomposer.catalog.catalogue import Price
+from decomposer.catalog.score import LABELS, SUBSCORES
+from decomposer.pages.compare import (
     ROWS,
     Copywriter,
     Options,
@@ -22,7 +23,6 @@ from decomposer.compare import (
     format_amount,
     format_price,
 )
-from decomposer.score import LABELS, SUBSCORES
 from decomposer.store import open_store
 from pages_support import AS_OF, UNAPPROVED, add_tool, build_demo, install_db, run, set_status
 

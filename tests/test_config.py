@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from decomposer.config import Settings
-from decomposer.errors import ConfigError
-from decomposer.runtime import limits_for
+from decomposer.calls.runtime import limits_for
+from decomposer.core.config import Settings
+from decomposer.core.errors import ConfigError
 
 
 def settings_with(tmp_path, text: str, **env: str) -> Settings:

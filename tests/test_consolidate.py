@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from decomposer.consolidate import (
+from decomposer.extraction.consolidate import (
     Finding,
     SourceChunk,
     capability_id,
@@ -12,7 +12,7 @@ from decomposer.consolidate import (
     resolve_quotes,
     same_capability,
 )
-from decomposer.schema import Capability
+from decomposer.extraction.schema import Capability
 
 CHUNKS = [
     SourceChunk("c1", 1, 0, "Mistral supports function calling with parallel tool calls."),
@@ -113,7 +113,7 @@ def _piece(tokens: int, name: str) -> tuple[object, str]:
     ],
 )
 def test_pack_calls(sizes, budget, expected):
-    from decomposer.extract import pack_calls
+    from decomposer.extraction.run import pack_calls
 
     pieces = [_piece(t, f"c{i}") for i, t in enumerate(sizes)]
     groups = pack_calls(pieces, budget)  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from conftest import CLI, REPO
-from decomposer.replay import ReplayTransport
+from decomposer.providers.replay import ReplayTransport
 
 RECORDINGS = REPO / "fixtures" / "recordings"
 

@@ -10,7 +10,7 @@ import respx
 from sqlalchemy import select
 
 from conftest import CLI, DOC, MISTRAL_URL, ok
-from decomposer.diff import proposed_changes, word_diff
+from decomposer.review.diff import proposed_changes, word_diff
 from decomposer.store import open_store
 from decomposer.store.review_models import CapabilityProposal
 from test_review import THREE, cap_row, extract_tool

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import respx
 
-from decomposer.config import Settings
-from decomposer.embed import (
+from decomposer.core.config import Settings
+from decomposer.core.errors import ConfigError, ProviderError
+from decomposer.matching.embed import (
     LexicalEmbedder,
     MistralEmbedder,
     OpenAIEmbedder,
@@ -18,7 +19,6 @@ from decomposer.embed import (
     content_hash,
     make_embedder,
 )
-from decomposer.errors import ConfigError, ProviderError
 from decomposer.store.match_models import EmbeddingRecord
 
 MISTRAL_EMBED = "https://api.mistral.ai/v1/embeddings"

@@ -17,8 +17,8 @@ from typing import Any
 import pydantic
 import pytest
 
-from decomposer.chunks import chunk_document
-from decomposer.schema import Extraction, locate
+from decomposer.extraction.schema import Extraction, locate
+from decomposer.ingest.chunks import chunk_document
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures"
@@ -43,7 +43,7 @@ ALL_DOCS = [path for slug in SLUGS for path in doc_paths(slug)]
 def doc_text(path: Path) -> str:
     """The text the pipeline hands to the model: HTML goes through the real converter."""
     if path.suffix == ".html":
-        from decomposer.sources import load_sources  # imported here: only HTML needs it
+        from decomposer.ingest.sources import load_sources  # imported here: only HTML needs it
 
         documents, errors = load_sources([str(path)])
         assert not errors, errors

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from decomposer.grounding import FUZZY_THRESHOLD, find_quote, normalise
-from decomposer.schema import Extraction, locate
+from decomposer.extraction.grounding import FUZZY_THRESHOLD, find_quote, normalise
+from decomposer.extraction.schema import Extraction, locate
 
 SOURCE = (
     "## Structured outputs\n\nThe API **guarantees** that replies   follow your\nJSON schema "

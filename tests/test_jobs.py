@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
 from conftest import CLI, MISTRAL_URL, PROFILE_NONE, SECRET, capability, ok
-from decomposer import jobs
+from decomposer.extraction import jobs
 from decomposer.fakeprovider import completion_for
 from decomposer.store import open_store
 from decomposer.store.models import Capability, ExtractionRun, Job, LLMCall, Tool

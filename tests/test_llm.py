@@ -20,11 +20,11 @@ from conftest import (
     completion,
     ok,
 )
-from decomposer.errors import ProviderError
-from decomposer.llm import ModelCaller, RetryPolicy
-from decomposer.pricing import load_prices
-from decomposer.prompts import load_prompt
-from decomposer.providers import ProviderConfig
+from decomposer.calls.caller import ModelCaller, RetryPolicy
+from decomposer.calls.prompts import load_prompt
+from decomposer.core.errors import ProviderError
+from decomposer.providers.base import ProviderConfig
+from decomposer.providers.pricing import load_prices
 from decomposer.store.models import LLMCall
 
 CONTEXT = {

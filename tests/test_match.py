@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from decomposer.errors import InputError
-from decomposer.match import parse_queries
+from decomposer.core.errors import InputError
+from decomposer.matching.match import parse_queries
 from decomposer.store.match_models import MatchEdge, MatchRun, SearchQuery, SearchQueryCount
 from pages_support import AS_OF, add_tool, run
 

@@ -12,7 +12,7 @@ import pytest
 import respx
 
 from conftest import GOOD, MISTRAL_URL, ok
-from decomposer.ratelimit import (
+from decomposer.providers.ratelimit import (
     HEADROOM,
     Limits,
     RateLimitedTransport,
@@ -166,7 +166,7 @@ def test_limiter_key_hides_the_api_key():
 
 
 def test_invalid_limits_are_refused():
-    from decomposer.errors import ConfigError
+    from decomposer.core.errors import ConfigError
 
     with pytest.raises(ConfigError):
         Limits(rps=0)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from decomposer.compare import Options
-from decomposer.regenerate import MANIFEST, Pair, read_pairs, regenerate
-from decomposer.render import Renderer
+from decomposer.pages.compare import Options
+from decomposer.pages.regenerate import MANIFEST, Pair, read_pairs, regenerate
+from decomposer.pages.render import Renderer
 from decomposer.store import open_store
 from pages_support import AS_OF, add_tool, run, set_status
 
@@ -95,7 +95,7 @@ def test_weights_templates_and_deleted_files_trigger_rewrites(catalogue, capsys,
     templates = tmp_path / "templates"
     import shutil
 
-    from decomposer.compare import TEMPLATES
+    from decomposer.pages.compare import TEMPLATES
 
     shutil.copytree(TEMPLATES, templates)
     store = open_store(catalogue.database_url)

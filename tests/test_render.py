@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from decomposer.render import md_inline, safe_url
+from decomposer.pages.render import md_inline, safe_url
 from decomposer.store import open_store
 from pages_support import AS_OF, add_tool, build_demo, install_db, run
 

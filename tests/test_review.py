@@ -14,9 +14,9 @@ import respx
 from sqlalchemy import select
 
 from conftest import CLI, DOC, GOOD, MISTRAL_URL, SECRET, capability, ok
-from decomposer.errors import ConflictError, InputError
-from decomposer.llm import utcnow
-from decomposer.review import Filter, next_status, parse_where, review, submit
+from decomposer.calls.caller import utcnow
+from decomposer.core.errors import ConflictError, InputError
+from decomposer.review.actions import Filter, next_status, parse_where, review, submit
 from decomposer.store import Store, open_store
 from decomposer.store.models import Capability
 from decomposer.store.review_models import ReviewEvent
@@ -402,7 +402,7 @@ def test_interactive_review_eof_quits_and_unknown_key_reprompts(cli, ids, monkey
 
 
 def test_editor_text_round_trip():
-    from decomposer.cli_review import editor_text, parse_editor_text
+    from decomposer.cli.review import editor_text, parse_editor_text
 
     fields = {
         "name": "N",

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from decomposer.errors import InputError
-from decomposer.score import (
+from decomposer.catalog.score import (
     SUBSCORES,
     Context,
     QualityInputs,
@@ -22,6 +21,7 @@ from decomposer.score import (
     score_all,
     score_tool,
 )
+from decomposer.core.errors import InputError
 from pages_support import AS_OF, FIXTURES, run
 
 AS = date(2025, 7, 15)

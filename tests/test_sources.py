@@ -8,9 +8,9 @@ import httpx
 import pytest
 import respx
 
-from decomposer.chunks import fence_mask, heading_of, split_lines
-from decomposer.errors import InputError
-from decomposer.sources import (
+from decomposer.core.errors import InputError
+from decomposer.ingest.chunks import fence_mask, heading_of, split_lines
+from decomposer.ingest.sources import (
     SourceDocument,
     clean_mdx,
     html_to_markdown,

@@ -243,7 +243,7 @@ def test_sqlite_runs_in_wal_mode_with_busy_timeout(tmp_path):
 
 
 def test_unreachable_database_is_a_clear_error():
-    from decomposer.errors import StoreError
+    from decomposer.core.errors import StoreError
 
     with pytest.raises(StoreError, match="cannot open the database"):
         open_store("sqlite:////proc/nonexistent/dir/x.db")

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 from starlette.exceptions import StarletteDeprecationWarning
 
-from decomposer.errors import ConfigError
-from decomposer.llm import utcnow
-from decomposer.review import submit
+from decomposer.calls.caller import utcnow
+from decomposer.core.errors import ConfigError
+from decomposer.review.actions import submit
 from decomposer.store.models import Capability, Tool
 from decomposer.web import UISettings, create_app, ui_settings
 from test_diff import second_run

@@ -1,5 +1,5 @@
 import sys
 
-from decomposer.cli import main
+from decomposer.cli.app import main
 
 sys.exit(main())

@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from decomposer.tokens import estimate_tokens
+from decomposer.core.tokens import estimate_tokens
 
 _DOCUMENT = re.compile(r"<document[^>]*>\n(.*?)\n</document>", re.S)
 _SENTENCE = re.compile(r"[^\n.!?]{20,200}[.!?]?")

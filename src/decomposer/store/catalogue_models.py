@@ -14,7 +14,7 @@ class CatalogueEntry(Base):
     """What the catalogue file declares about one tool: pricing, categories and score signals.
 
     ``price_amount`` is a decimal *string* ("0.10") so prices survive exactly, never as floats.
-    ``signals`` maps a signal name (see ``decomposer.catalogue.SIGNALS``) to its value.
+    ``signals`` maps a signal name (see ``decomposer.catalog.catalogue.SIGNALS``) to its value.
     """
 
     __tablename__ = "catalogue_entries"

@@ -27,8 +27,8 @@ from fastapi_offline import FastAPIOffline
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from decomposer.config import Settings
-from decomposer.errors import ConfigError
+from decomposer.core.config import Settings
+from decomposer.core.errors import ConfigError
 from decomposer.store import Store, open_store
 
 HERE = Path(__file__).parent

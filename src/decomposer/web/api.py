@@ -13,9 +13,9 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from decomposer.errors import ConflictError
-from decomposer.llm import utcnow
-from decomposer.review import history, submit
+from decomposer.calls.caller import utcnow
+from decomposer.core.errors import ConflictError
+from decomposer.review.actions import history, submit
 from decomposer.store import Store
 from decomposer.web import check_login, csrf_ok, csrf_token, forbidden_json, reviewer
 from decomposer.web import data as views
@@ -179,7 +179,7 @@ def review(
 def comparison(request: Request, a: str, b: str, include_unreviewed: bool = False) -> Any:
     """The "A vs B" comparison as JSON, as `decomposer compare A B --format json` writes it."""
     _user(request)
-    from decomposer.render import render_json
+    from decomposer.pages.render import render_json
 
     with _store(request).transaction() as session:
         result = views.comparison(session, a, b, utcnow().date(), include_unreviewed)

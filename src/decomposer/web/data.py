@@ -8,10 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from decomposer.capabilities import capability_dict
-from decomposer.diff import word_diff
-from decomposer.errors import DecomposerError
-from decomposer.review import (
+from decomposer.core.errors import DecomposerError
+from decomposer.review.actions import (
     Filter,
     counts,
     evidence_context,
@@ -21,9 +19,11 @@ from decomposer.review import (
     proposal_dict,
     select_capabilities,
 )
+from decomposer.review.diff import word_diff
 from decomposer.store.models import Capability, Document, Evidence, Tool
 from decomposer.store.review_models import CapabilityProposal
-from decomposer.tools import get_tool, list_tools
+from decomposer.store.tools import get_tool, list_tools
+from decomposer.views.capabilities import capability_dict
 
 
 def tools_overview(session: Session) -> list[dict[str, Any]]:
@@ -171,7 +171,7 @@ def tool_detail(session: Session, slug: str, vs: str | None, as_of: date) -> dic
         "others": [s for s in session.scalars(select(Tool.slug).order_by(Tool.slug)) if s != slug],
     }
     try:
-        from decomposer.catalogue import effective_profile, load_facts
+        from decomposer.catalog.catalogue import effective_profile, load_facts
         from decomposer.store.catalogue_models import CatalogueEntry
 
         entry = session.get(CatalogueEntry, tool.id)
@@ -182,8 +182,8 @@ def tool_detail(session: Session, slug: str, vs: str | None, as_of: date) -> dic
     except DecomposerError as exc:
         data["profile_error"] = str(exc)
     try:
-        from decomposer.compare import load_snapshot
-        from decomposer.score import Weights, score_tool
+        from decomposer.catalog.score import Weights, score_tool
+        from decomposer.pages.compare import load_snapshot
 
         snap = load_snapshot(session, [slug])
         card = score_tool(snap.tools[slug].inputs(), snap.context, Weights(), as_of)
@@ -195,7 +195,7 @@ def tool_detail(session: Session, slug: str, vs: str | None, as_of: date) -> dic
 
 
 def comparison(session: Session, a: str, b: str, as_of: date, include_unreviewed: bool) -> Any:
-    from decomposer.compare import Copywriter, Options, compare
+    from decomposer.pages.compare import Copywriter, Options, compare
 
     options = Options(include_unreviewed=include_unreviewed, as_of=as_of)
     return compare(session, a, b, options=options, copy=Copywriter())

@@ -11,10 +11,10 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from decomposer.errors import ConflictError, DecomposerError, InputError, NotFoundError
-from decomposer.llm import utcnow
-from decomposer.review import FIELDS, PENDING, STATUSES, Filter, submit
-from decomposer.schema import CATEGORIES
+from decomposer.calls.caller import utcnow
+from decomposer.core.errors import ConflictError, DecomposerError, InputError, NotFoundError
+from decomposer.extraction.schema import CATEGORIES
+from decomposer.review.actions import FIELDS, PENDING, STATUSES, Filter, submit
 from decomposer.store import Store
 from decomposer.web import HERE, check_login, csrf_ok, csrf_token, redirect, reviewer, safe_next
 from decomposer.web import data as views
@@ -233,7 +233,7 @@ async def review_form(request: Request, cap_id: str) -> Response:
             },
         )
     with store.transaction() as session:
-        from decomposer.review import get_capability
+        from decomposer.review.actions import get_capability
 
         nxt = views.next_pending(session, get_capability(session, cap_id))
     flash = f"{ACTION_LABELS.get(outcome.action, outcome.action)} {cap_id}"
@@ -265,7 +265,7 @@ def tool_page(request: Request, slug: str, vs: str | None = None) -> HTMLRespons
 def compare_page(request: Request, a: str, b: str, drafts: bool = True) -> HTMLResponse:
     """The comparison page as the renderer writes it (its own escaping), for the preview."""
     _user(request)
-    from decomposer.render import Renderer
+    from decomposer.pages.render import Renderer
 
     with _store(request).transaction() as session:
         comparison = views.comparison(session, a, b, utcnow().date(), drafts)

@@ -1,0 +1,212 @@
+"""CLI commands for provider Batch APIs: ``batch status``, ``batch collect`` and ``batch list``,
+plus ``submit_batch`` which ``extract --batch`` calls. Thin shells over
+``decomposer.extraction.batch``.
+
+``decomposer.cli.app`` calls ``register(app)`` at its end; helpers from ``decomposer.cli.app`` are
+imported inside the commands so that either module can be imported first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import httpx
+import typer
+from rich.table import Table
+
+from decomposer.calls.runtime import RunSetup
+from decomposer.core.config import Settings
+from decomposer.core.errors import InputError
+from decomposer.extraction import batch
+from decomposer.store import Store
+
+batch_app = typer.Typer(
+    help="Provider Batch APIs (half price, results within 24 h): status, collect, list.",
+    no_args_is_help=True,
+)
+TargetArg = Annotated[
+    str | None,
+    typer.Argument(
+        help="A run id (digits) or a provider batch id; default: every uncollected batch.",
+        show_default=False,
+    ),
+]
+WaitOpt = Annotated[
+    bool, typer.Option("--wait", help="Poll with backoff until the batches have finished.")
+]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", help="With --wait: give up waiting after this many seconds.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(batch_app, name="batch")
+
+
+@asynccontextmanager
+async def _http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=120.0, follow_redirects=True) as http:
+        yield http
+
+
+def submit_batch(
+    settings: Settings, store: Store, setup: RunSetup, tool: str, pack_tokens: int
+) -> batch.BatchSubmission:
+    """What ``extract --batch`` runs: submit, then say what happens next."""
+    from decomposer.cli.app import _out, _print_run
+
+    async def go() -> batch.BatchSubmission:
+        async with _http() as http:
+            return await batch.submit(
+                store, settings, setup, tool, pack_tokens=pack_tokens, http=http
+            )
+
+    sub = asyncio.run(go())
+    out = _out()
+    if sub.report is not None:
+        out.print(f"{tool}: nothing to send — every request was answered from the cache")
+        _print_run(sub.report)
+        return sub
+    if not sub.batch_ids:
+        out.print(
+            f"{tool}: run {sub.run_id} has nothing new to send; {sub.held} jobs are held by "
+            f"its batches — `decomposer batch status {sub.run_id}`"
+        )
+        return sub
+    out.print(
+        f"{tool}: run {sub.run_id} sent {sub.requests} requests in {len(sub.batch_ids)} "
+        f"{setup.cfg.provider} batch(es): {', '.join(sub.batch_ids)}"
+        + (f"; {sub.cached} answered from the cache" if sub.cached else "")
+    )
+    out.print(
+        f"  check with `decomposer batch status {sub.run_id} --wait`, then "
+        f"`decomposer batch collect {sub.run_id}`"
+    )
+    return sub
+
+
+@batch_app.command("status")
+def status_cmd(
+    ctx: typer.Context,
+    target: TargetArg = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = batch.Backoff.deadline_s,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask the provider how batches are doing (and store the answer)."""
+    from decomposer.cli.app import _env, _print_json
+
+    if timeout <= 0:
+        raise InputError("--timeout must be positive")
+    backoff = batch.Backoff(deadline_s=timeout)
+
+    async def go(store: Store) -> list[batch.BatchInfo]:
+        async with _http() as http:
+            return await batch.status(
+                store, _env(ctx).settings, target, http=http, wait=wait, backoff=backoff
+            )
+
+    with _env(ctx).store() as store:
+        infos = asyncio.run(go(store))
+    if as_json:
+        _print_json([i.as_dict() for i in infos])
+        return
+    _table(infos)
+
+
+@batch_app.command("collect")
+def collect_cmd(
+    ctx: typer.Context,
+    target: TargetArg = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = batch.Backoff.deadline_s,
+) -> None:
+    """Store finished batches' answers; failed, expired or invalid items are queued again."""
+    from decomposer.cli.app import _env, _out, _print_run
+
+    if timeout <= 0:
+        raise InputError("--timeout must be positive")
+    backoff = batch.Backoff(deadline_s=timeout)
+
+    async def go(store: Store) -> list[batch.CollectReport]:
+        async with _http() as http:
+            return await batch.collect(
+                store, _env(ctx).settings, target, http=http, wait=wait, backoff=backoff
+            )
+
+    with _env(ctx).store() as store:
+        reports = asyncio.run(go(store))
+    out = _out()
+    if not reports:
+        out.print("no batches to collect")
+    for r in reports:
+        if r.pending:
+            out.print(
+                f"batch {r.batch_id} (run {r.run_id}) is still {r.status}; "
+                f"try again later or pass --wait"
+            )
+            continue
+        why = ", ".join(f"{n} {kind}" for kind, n in sorted(r.reasons.items()))
+        out.print(
+            f"batch {r.batch_id} (run {r.run_id}, {r.status}): {r.succeeded} answers stored, "
+            f"{r.requeued} queued again{f' ({why})' if why else ''} — "
+            f"{r.input_tokens:,} in / {r.output_tokens:,} out tokens, ${r.cost_usd:.4f} "
+            "at the batch price"
+        )
+        if r.report is not None:
+            _print_run(r.report)
+        elif r.requeued:
+            out.print(
+                f"  finish them inline: `decomposer extract TOOL` with the run's provider and "
+                f"model (see `decomposer jobs --run {r.run_id} --state queued`)"
+            )
+
+
+@batch_app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    target: TargetArg = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List stored batches (no network): status as last seen, requests, answers stored."""
+    from decomposer.cli.app import _env, _print_json
+
+    with _env(ctx).store() as store, store.transaction() as session:
+        infos = batch.list_batches(session, target)
+    if as_json:
+        _print_json([i.as_dict() for i in infos])
+        return
+    _table(infos)
+
+
+def _table(infos: list[batch.BatchInfo]) -> None:
+    from decomposer.cli.app import _out
+
+    table = Table(
+        "batch",
+        "run",
+        "provider",
+        "status",
+        "requests",
+        "stored",
+        "requeued",
+        "collected",
+        box=None,
+        pad_edge=False,
+    )
+    for i in infos:
+        table.add_row(
+            i.batch_id,
+            str(i.run_id),
+            i.provider,
+            i.status,
+            str(i.requests),
+            str(i.succeeded),
+            str(i.requeued),
+            "yes" if i.collected else ("ready" if i.terminal else "no"),
+        )
+    _out().print(table)

@@ -1,0 +1,326 @@
+"""CLI commands for the catalogue, scores and pages: ``tool import``, ``tool show``, ``score``,
+``compare`` and ``regenerate``. Thin shells over catalogue/score/compare/render/regenerate.
+
+``decomposer.cli.app`` calls ``register(app, tool_app)`` at its end; helpers from
+``decomposer.cli.app`` are imported inside the commands so that either module can be imported first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import func, select
+
+from decomposer.catalog.catalogue import (
+    effective_profile,
+    import_catalogue,
+    load_catalogue,
+    load_facts,
+)
+from decomposer.catalog.score import LABELS, SUBSCORES, explain, parse_weights, score_tool
+from decomposer.core.errors import InputError
+from decomposer.pages.compare import DEFAULT_TOP_K, Copywriter, Options, compare, load_snapshot
+from decomposer.pages.render import FORMATS, Renderer
+from decomposer.store.catalogue_models import CatalogueEntry
+from decomposer.store.models import Capability
+from decomposer.store.tools import get_tool
+
+WeightsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--weights",
+        help="Override weights, e.g. 'adoption=30,quality=20' (defaults: adoption 25, "
+        "quality 25, ecosystem 10, match-graph 25, freshness 15).",
+    ),
+]
+AsOfOpt = Annotated[
+    str | None, typer.Option("--as-of", help="Score as of this date (YYYY-MM-DD); default today.")
+]
+UnreviewedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--include-unreviewed",
+        help="Also show proposed and ungrounded capabilities, marked as drafts.",
+    ),
+]
+TopKOpt = Annotated[int, typer.Option("--top-k", help="Capabilities shown per tool.")]
+
+
+def register(app: typer.Typer, tool_app: typer.Typer) -> None:
+    tool_app.command("import")(tool_import)
+    tool_app.command("show")(tool_show)
+    app.command("score")(score_cmd)
+    app.command("compare")(compare_cmd)
+    app.command("regenerate")(regenerate_cmd)
+
+
+def _as_of(text: str | None) -> date:
+    if text is None:
+        from decomposer.calls.caller import utcnow
+
+        return utcnow().date()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"invalid --as-of date {text!r}", hint="use YYYY-MM-DD") from None
+
+
+def _options(
+    top_k: int, include_unreviewed: bool, weights: str | None, as_of: str | None
+) -> Options:
+    if top_k < 1:
+        raise InputError("--top-k must be at least 1")
+    return Options(
+        top_k=top_k,
+        include_unreviewed=include_unreviewed,
+        weights=parse_weights(weights).as_dict(),
+        as_of=_as_of(as_of),
+    )
+
+
+def tool_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Catalogue TOML file (see docs/comparator.md).")],
+) -> None:
+    """Create or update tools, pricing and score signals from a catalogue file."""
+    from decomposer.calls.caller import utcnow
+    from decomposer.cli.app import _env, _out, _print_changes
+
+    specs = load_catalogue(file)
+    with _env(ctx).store() as store, store.transaction() as session:
+        report = import_catalogue(session, specs, source=str(file), now=utcnow())
+    _print_changes(
+        _out(),
+        str(file),
+        [("added", report.added), ("updated", report.updated), ("unchanged", report.unchanged)],
+    )
+
+
+def tool_show(
+    ctx: typer.Context,
+    tool: Annotated[str, typer.Argument(help="Tool slug.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a tool: catalogue entry, signals, profile (with where each value came from), counts."""
+    from decomposer.cli.app import _env, _out, _print_json
+
+    with _env(ctx).store() as store, store.transaction() as session:
+        row = get_tool(session, tool)
+        entry = session.get(CatalogueEntry, row.id)
+        facts = load_facts(session, [row.id]).get(row.id, [])
+        profile = effective_profile(row.type, entry, facts)
+        counts = dict(
+            session.execute(
+                select(Capability.status, func.count())
+                .where(Capability.tool_id == row.id)
+                .group_by(Capability.status)
+            ).all()
+        )
+        data: dict[str, Any] = {
+            "slug": row.slug,
+            "name": row.name,
+            "vendor": row.vendor,
+            "type": row.type,
+            "homepage": row.homepage,
+            "catalogue": None
+            if entry is None
+            else {
+                "categories": entry.categories,
+                "signals": entry.signals,
+                "source": entry.source,
+                "imported_at": entry.imported_at.isoformat(),
+                "revision": entry.revision,
+            },
+            "profile": {k: (v.as_json() if v else None) for k, v in profile.items()},
+            "capabilities": {
+                s: counts.get(s, 0) for s in ("approved", "proposed", "ungrounded", "rejected")
+            },
+        }
+    if as_json:
+        _print_json(data)
+        return
+    out = _out()
+    out.print(f"[bold]{data['name']}[/] ({data['slug']})")
+    for key in ("vendor", "type", "homepage"):
+        out.print(f"  {key}: {data[key] or '—'}", markup=False)
+    cat = data["catalogue"]
+    if cat is None:
+        out.print("  catalogue: not in the catalogue (import one with `decomposer tool import`)")
+    else:
+        out.print(f"  categories: {', '.join(cat['categories']) or '—'}", markup=False)
+        for name, value in cat["signals"].items():
+            out.print(f"  {name}: {value}", markup=False)
+    for name, item in data["profile"].items():
+        text = "—" if item is None else f"{item['value']} (from {item['source']})"
+        out.print(f"  {name}: {text}", markup=False)
+    out.print("  capabilities: " + ", ".join(f"{n} {s}" for s, n in data["capabilities"].items()))
+
+
+def score_cmd(
+    ctx: typer.Context,
+    tool: Annotated[str, typer.Argument(help="Tool slug.")],
+    explain_: Annotated[
+        bool, typer.Option("--explain", help="Show every input and formula.")
+    ] = False,
+    weights: WeightsOpt = None,
+    as_of: AsOfOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print a tool's Rank and sub-scores (0–100); --explain shows how each was computed."""
+    from decomposer.cli.app import _env, _out, _print_json
+
+    w = parse_weights(weights)
+    when = _as_of(as_of)
+    with _env(ctx).store() as store, store.transaction() as session:
+        snap = load_snapshot(session, [tool])
+    card = score_tool(snap.tools[tool].inputs(), snap.context, w, when)
+    if as_json:
+        _print_json(
+            {"tool": tool, "as_of": when.isoformat(), "weights": w.as_dict(), **card.as_json()}
+        )
+        return
+    out = _out()
+    if explain_:
+        for line in explain(card, w):
+            out.print(line, markup=False)
+        return
+    table = Table("score", "value", box=None, pad_edge=False)
+    table.add_row("Rank", f"{card.rank}/100")
+    for name in SUBSCORES:
+        table.add_row(LABELS[name], f"{card.subscores[name].value}/100")
+    out.print(table)
+
+
+def compare_cmd(
+    ctx: typer.Context,
+    a: Annotated[str, typer.Argument(help="First tool slug (left column).")],
+    b: Annotated[str, typer.Argument(help="Second tool slug (right column).")],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="md, html or json; default from --out's extension, else md."),
+    ] = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of stdout.")
+    ] = None,
+    include_unreviewed: UnreviewedOpt = False,
+    top_k: TopKOpt = DEFAULT_TOP_K,
+    weights: WeightsOpt = None,
+    as_of: AsOfOpt = None,
+) -> None:
+    """Write the "A vs B" comparison page from reviewed records."""
+    import sys
+
+    from decomposer.cli.app import _env, _out
+    from decomposer.pages.regenerate import write_atomic
+
+    if fmt is None:
+        suffix = out_path.suffix.lstrip(".").lower() if out_path else ""
+        fmt = (
+            {"markdown": "md", "htm": "html"}.get(suffix, suffix)
+            if suffix in (*FORMATS, "markdown", "htm")
+            else "md"
+        )
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+    options = _options(top_k, include_unreviewed, weights, as_of)
+    with _env(ctx).store() as store, store.transaction() as session:
+        comparison = compare(session, a, b, options=options, copy=Copywriter())
+    text = Renderer().render(comparison, fmt)
+    if out_path is None:
+        sys.stdout.write(text)
+        return
+    if out_path.is_dir():
+        raise InputError(f"--out {out_path} is a folder", hint="give a file path")
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create {out_path.parent}: {exc.strerror}") from None
+    write_atomic(out_path, text)
+    _out().print(f"wrote {out_path} ({fmt})", markup=False)
+
+
+@contextmanager
+def _bar(total_hint: str) -> Iterator[Any]:
+    console = Console(stderr=True)
+    bar = Progress(
+        TextColumn(f"[bold]{total_hint}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("pairs"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    task: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if "t" not in task:
+            task["t"] = bar.add_task("pages", total=total)
+        bar.update(task["t"], completed=done)
+
+    with bar:
+        yield update
+
+
+def regenerate_cmd(
+    ctx: typer.Context,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out-dir", help="Folder for the pages; default $DECOMPOSER_HOME/pages."),
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every pair of tools sharing a category (the default).")
+    ] = False,
+    pairs_file: Annotated[
+        Path | None, typer.Option("--pairs", help="File with one 'a b' pair per line.")
+    ] = None,
+    formats: Annotated[
+        list[str] | None,
+        typer.Option("--format", help="Repeatable; default all of md, html, json."),
+    ] = None,
+    include_unreviewed: UnreviewedOpt = False,
+    top_k: TopKOpt = DEFAULT_TOP_K,
+    weights: WeightsOpt = None,
+    as_of: AsOfOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Rebuild comparison pages whose inputs changed; unchanged pages are not touched."""
+    from decomposer.cli.app import _env, _out, _print_json
+    from decomposer.pages.regenerate import pair_summary, read_pairs, regenerate
+
+    env = _env(ctx)
+    if all_ and pairs_file is not None:
+        raise InputError("use either --all or --pairs FILE, not both")
+    pairs = read_pairs(pairs_file) if pairs_file is not None else None
+    options = _options(top_k, include_unreviewed, weights, as_of)
+    folder = out_dir or env.settings.home / "pages"
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"--out-dir {folder} is not a folder")
+    with env.store() as store, store.transaction() as session, _bar("regenerating") as update:
+        report = regenerate(
+            session,
+            folder,
+            options=options,
+            pairs=pairs,
+            formats=formats or FORMATS,
+            on_progress=update,
+        )
+    if as_json:
+        _print_json(pair_summary(report))
+        return
+    out = _out()
+    for pair, reason in report.skipped:
+        out.print(f"skipped {pair}: {reason}", markup=False)
+    out.print(
+        f"{folder}: {report.pairs} pairs, {len(report.written)} pages written, "
+        f"{report.unchanged} unchanged, {len(report.skipped)} pairs skipped",
+        markup=False,
+    )

@@ -1,0 +1,106 @@
+"""Settings, read once from the environment at start-up and passed down explicitly.
+
+Secrets are held as ``SecretStr`` so they never show in a repr, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from decomposer.core.errors import ConfigError
+
+DEFAULT_HOME = ".decomposer"
+CONFIG_FILE = "config.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    mistral_api_key: SecretStr | None = None
+    openai_api_key: SecretStr | None = None
+    compatible_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    prices_file: Path | None = None
+    prompts_dir: Path | None = None
+    redis_url: str | None = None
+    reviewer: str | None = None
+    """Who acts in the review audit trail: ``DECOMPOSER_REVIEWER``, else ``[review] reviewer``."""
+    limits: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    """Per provider ``{"rps": …, "tpm": …}`` from ``[limits.<provider>]`` in config.toml."""
+    debug: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("DECOMPOSER_HOME") or DEFAULT_HOME)
+        config = _config_file(home / CONFIG_FILE)
+        database_url = env.get("DECOMPOSER_DATABASE_URL") or f"sqlite:///{home / 'decomposer.db'}"
+        return cls(
+            home=home,
+            database_url=database_url,
+            mistral_api_key=_secret(env.get("MISTRAL_API_KEY")),
+            openai_api_key=_secret(env.get("OPENAI_API_KEY")),
+            compatible_api_key=_secret(env.get("DECOMPOSER_COMPATIBLE_API_KEY")),
+            openai_base_url=env.get("DECOMPOSER_BASE_URL") or None,
+            prices_file=_path(env.get("DECOMPOSER_PRICES")),
+            prompts_dir=_path(env.get("DECOMPOSER_PROMPTS_DIR")),
+            redis_url=env.get("DECOMPOSER_REDIS_URL") or None,
+            reviewer=(env.get("DECOMPOSER_REVIEWER") or "").strip() or _reviewer(config),
+            limits=_limits(config),
+            debug=env.get("DECOMPOSER_DEBUG", "") not in ("", "0", "false"),
+        )
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value, so output can be checked or scrubbed for them."""
+        keys = (self.mistral_api_key, self.openai_api_key, self.compatible_api_key)
+        return [k.get_secret_value() for k in keys if k is not None and k.get_secret_value()]
+
+
+def _config_file(path: Path) -> dict[str, Any]:
+    """The data dir's optional config.toml: ``[limits.<provider>]`` and ``[review]``."""
+    if not path.is_file():
+        return {}
+    try:
+        raw = tomllib.loads(path.read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    unknown = set(raw) - {"limits", "review"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
+    return {"path": path, **raw}
+
+
+def _limits(config: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """``[limits.<provider>] rps = …, tpm = …``."""
+    path = config.get("path")
+    out: dict[str, dict[str, float]] = {}
+    for provider, values in config.get("limits", {}).items():
+        if not isinstance(values, dict) or set(values) - {"rps", "tpm"}:
+            raise ConfigError(f"{path}: [limits.{provider}] takes only rps and tpm")
+        if not all(isinstance(v, int | float) for v in values.values()):
+            raise ConfigError(f"{path}: [limits.{provider}] values must be numbers")
+        out[provider] = {k: float(v) for k, v in values.items()}
+    return out
+
+
+def _reviewer(config: Mapping[str, Any]) -> str | None:
+    name = config.get("review", {}).get("reviewer")
+    if name is not None and not isinstance(name, str):
+        raise ConfigError(f"{config.get('path')}: [review] reviewer must be a string")
+    return (name.strip() or None) if name else None
+
+
+def _secret(value: str | None) -> SecretStr | None:
+    return SecretStr(value) if value else None
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None

@@ -1,0 +1,144 @@
+"""Distributed execution: a Celery app (Redis broker) whose workers run queued extraction jobs.
+
+``decomposer extract TOOL --queue`` plans the run in the shared store and sends one task per
+job; ``decomposer worker`` processes, on any number of hosts, claim and run them. A task carries
+only ids and limits: each worker reads its own API keys from its environment. Claiming is a
+conditional update (with ``SKIP LOCKED`` on PostgreSQL), so a job redelivered by the broker is
+never run twice. The worker that finishes the last job writes the run's results, under a row
+lock on the run. Rate limits are global when ``DECOMPOSER_REDIS_URL`` points all workers at one
+Redis: the limiter counts there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field, replace
+
+from celery import Celery
+from sqlalchemy import select
+
+from decomposer.calls.caller import utcnow
+from decomposer.calls.prompts import load_prompt
+from decomposer.calls.runtime import RunSetup, model_caller, setup_for_run
+from decomposer.core.config import Settings
+from decomposer.core.errors import ConfigError, ProviderError
+from decomposer.extraction import jobs
+from decomposer.extraction.run import RunNotFinished, finalize_run, load_inputs, plan_run, run_job
+from decomposer.providers.ratelimit import Limits
+from decomposer.store import Store, open_store
+from decomposer.store.models import ExtractionRun, Job
+
+log = logging.getLogger("decomposer.extraction.worker")
+TASK = "decomposer.run_job"
+
+
+@dataclass
+class WorkerContext:
+    """Per-process resources, opened lazily after Celery forks its pool processes."""
+
+    settings: Settings
+    _store: Store | None = field(default=None, repr=False)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.settings.database_url)
+        return self._store
+
+
+def broker_url(settings: Settings) -> str:
+    if not settings.redis_url:
+        raise ConfigError(
+            "queued extraction needs a Redis broker",
+            hint="set DECOMPOSER_REDIS_URL=redis://host:6379/0 on every host",
+        )
+    return settings.redis_url
+
+
+def celery_app(settings: Settings) -> Celery:
+    app = Celery("decomposer", broker=broker_url(settings))
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        task_default_queue="decomposer",
+    )
+    context = WorkerContext(settings)
+
+    @app.task(name=TASK)  # type: ignore[untyped-decorator]
+    def run_job_task(run_id: int, job_id: int, rps: float | None, tpm: int | None) -> str:
+        return asyncio.run(execute_one(context, run_id, job_id, Limits(rps, tpm)))
+
+    return app
+
+
+async def execute_one(context: WorkerContext, run_id: int, job_id: int, limits: Limits) -> str:
+    """Run one job if nobody else has it, then write the run's results if it was the last."""
+    store, me = context.store, jobs.worker_id()
+    if jobs.claim_job(store, job_id, me, utcnow()) is None:
+        return "skipped"
+    with store.transaction() as session:
+        setup = setup_for_run(session, context.settings, run_id)
+        inputs = load_inputs(session, run_id)
+    if limits.active:
+        setup = replace(setup, limits=limits)
+    async with model_caller(context.settings, store, setup) as caller:
+        try:
+            await run_job(caller, run_id, job_id, inputs.groups[job_id], inputs.tool_name, me)
+        except ProviderError as exc:
+            log.warning("job %s of run %s failed: %s", job_id, run_id, exc.message)
+            settle(store, run_id)
+            return "failed"
+    settle(store, run_id)
+    return "done"
+
+
+def settle(store: Store, run_id: int) -> None:
+    """Finish the run when its jobs are all done; mark it failed when only failures remain."""
+    try:
+        finalize_run(store, run_id, utcnow)
+        return
+    except RunNotFinished as pending:
+        state = pending.state
+    if state[jobs.FAILED] and not state[jobs.QUEUED] and not state[jobs.RUNNING]:
+        with store.transaction() as session:
+            run = session.get(ExtractionRun, run_id, with_for_update=True)
+            if run is not None and run.status == "running":
+                run.status = "failed"
+                run.error = (
+                    f"{state[jobs.FAILED]} job(s) failed; see `decomposer jobs --run {run_id}`"
+                )
+                run.finished_at = utcnow()
+
+
+def enqueue(
+    settings: Settings, store: Store, setup: RunSetup, tool_slug: str, *, pack_tokens: int
+) -> tuple[int, int]:
+    """Plan (or resume) the run and send a task per queued job; returns (run id, tasks sent)."""
+    app = celery_app(settings)
+    prompt = load_prompt(version=setup.prompt_version, root=settings.prompts_dir)
+    run_id = plan_run(store, setup.cfg, prompt, tool_slug, pack_tokens=pack_tokens, now=utcnow())
+    with store.transaction() as session:
+        queued = session.scalars(
+            select(Job.id).where(Job.run_id == run_id, Job.state == jobs.QUEUED)
+        ).all()
+    for job_id in queued:
+        app.send_task(TASK, args=[run_id, job_id, setup.limits.rps, setup.limits.tpm])
+    return run_id, len(queued)
+
+
+def start_worker(settings: Settings, concurrency: int, loglevel: str = "INFO") -> None:
+    app = celery_app(settings)
+    app.worker_main(
+        argv=[
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--loglevel={loglevel}",
+            "--queues=decomposer",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )

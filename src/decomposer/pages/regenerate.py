@@ -1,0 +1,337 @@
+"""Incremental regeneration of "A vs B" pages: a page is rewritten only when its inputs changed.
+
+Each page's input hash is ``sha256(run digest | format | digest(A's side) | digest(B's side))``:
+
+- a *side* is everything about one tool that appears on a page (records, evidence, profile,
+  catalogue values, scores with their explanations), built and hashed **once per tool**;
+- the *run digest* covers what every page shares: the templates and stylesheet, the code of the
+  comparator, alignment and match modules, the package version, the JSON schema version, the
+  options (weights, top K, ``--include-unreviewed``, the scoring month) and the newest match
+  run's digest (the match graph).
+
+Match data reaches a page twice: each side carries its Times Matched and Match Graph score
+(so a changed count rewrites that tool's pages), and the run digest carries the match graph's
+digest (so a new ``match run`` is never hidden). The "Shared capabilities" alignment is a pure
+function of both sides' capability texts and the aligner (code and thresholds), all hashed.
+
+Hashes live in a manifest, ``<out-dir>/.decomposer-pages.json`` (``{"schema": 1, "pages":
+{"<file>": "<hash>"}}``). A page whose hash matches the manifest and whose file exists is not
+opened, written or touched; changed pages are written atomically (temp file + rename). The
+manifest itself is rewritten only when an entry changed, so a run with nothing to do writes
+nothing. Entries for pages outside this run's pairs are kept.
+
+``--all`` pairs every two tools that share a category: a tool's categories are the
+``categories`` of its catalogue entry or, when it declares none, the categories of the
+capabilities that would appear on its pages. Tools with nothing to show are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+import decomposer
+from decomposer.catalog.score import Weights, score_tool
+from decomposer.core.errors import DecomposerError, InputError, NotFoundError
+from decomposer.matching.match import latest_run
+from decomposer.pages.compare import (
+    SCHEMA_VERSION,
+    Copywriter,
+    Options,
+    Snapshot,
+    ToolSide,
+    build_comparison,
+    build_side,
+    comparable,
+    load_snapshot,
+)
+from decomposer.pages.render import FORMATS, Renderer
+
+MANIFEST = ".decomposer-pages.json"
+MANIFEST_SCHEMA = 1
+PAGE_MODE = 0o644  # pages are published: readable by the web server, not only by us
+CODE_MODULES = (
+    "catalog/catalogue.py",
+    "pages/compare.py",
+    "pages/render.py",
+    "catalog/score.py",
+    "pages/regenerate.py",
+    "matching/align.py",
+    "matching/embed.py",
+    "matching/match.py",
+)
+
+OnProgress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, order=True)
+class Pair:
+    a: str
+    b: str
+
+    def filename(self, fmt: str) -> str:
+        return f"{self.a}-vs-{self.b}.{fmt}"
+
+
+@dataclass
+class RegenReport:
+    out_dir: Path
+    pairs: int = 0
+    written: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    sides_seconds: float = 0.0  # building and hashing each tool's side, once per tool
+    pages_seconds: float = 0.0  # per-pair hashing, comparing and (when changed) rendering
+
+    @property
+    def pages(self) -> int:
+        return len(self.written) + self.unchanged
+
+
+def code_version() -> str:
+    """The package version plus a hash of the comparator's own source files."""
+    digest = hashlib.sha256(decomposer.__version__.encode())
+    root = Path(__file__).parents[1]
+    for name in CODE_MODULES:
+        digest.update((root / name).read_bytes())
+    return digest.hexdigest()
+
+
+def run_digest(options: Options, renderer: Renderer, match_digest: str = "") -> str:
+    material = {
+        "schema": SCHEMA_VERSION,
+        "code": code_version(),
+        "templates": renderer.fingerprint(),
+        "options": options.model_dump(mode="json"),
+        "match": match_digest,
+    }
+    return _sha(json.dumps(material, sort_keys=True))
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_pairs(path: Path) -> list[Pair]:
+    """One pair per line: ``a b``, ``a,b`` or ``a vs b``; blank lines and ``#`` comments skipped."""
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read pairs file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+    pairs: list[Pair] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = [p for p in line.replace(",", " ").split() if p.lower() != "vs"]
+        if len(parts) != 2:
+            raise InputError(f"{path}:{number}: expected two tool slugs, got {line!r}")
+        pairs.append(Pair(parts[0], parts[1]))
+    if not pairs:
+        raise InputError(f"{path}: no pairs listed")
+    return pairs
+
+
+def tool_categories(snapshot: Snapshot, slug: str, include_unreviewed: bool) -> set[str]:
+    tool = snapshot.tools[slug]
+    if tool.categories:
+        return set(tool.categories)
+    return {c.category for c in comparable(tool.capabilities, include_unreviewed)}
+
+
+def all_pairs(snapshot: Snapshot, include_unreviewed: bool) -> list[Pair]:
+    """Every two tools (slug order) with something to show that share a category."""
+    by_category: dict[str, list[str]] = {}
+    for slug in sorted(snapshot.tools):
+        if not comparable(snapshot.tools[slug].capabilities, include_unreviewed):
+            continue
+        for category in tool_categories(snapshot, slug, include_unreviewed):
+            by_category.setdefault(category, []).append(slug)
+    pairs: set[Pair] = set()
+    for members in by_category.values():
+        for i, a in enumerate(members):
+            for b in members[i + 1 :]:
+                pairs.add(Pair(a, b))
+    return sorted(pairs)
+
+
+def _check_pairs(pairs: Iterable[Pair], snapshot: Snapshot) -> None:
+    known = set(snapshot.tools)
+    for pair in pairs:
+        for slug in (pair.a, pair.b):
+            if slug not in known:
+                raise NotFoundError(f"unknown tool {slug!r} in the pairs")
+        if pair.a == pair.b:
+            raise InputError(f"cannot compare {pair.a} with itself", hint="fix the pairs file")
+
+
+def load_manifest(out_dir: Path) -> dict[str, str]:
+    path = out_dir / MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}  # unreadable manifest: every page is rebuilt and the manifest rewritten
+    pages = data.get("pages") if isinstance(data, dict) else None
+    if data.get("schema") != MANIFEST_SCHEMA or not isinstance(pages, dict):
+        return {}
+    return {str(k): str(v) for k, v in pages.items()}
+
+
+def write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        os.chmod(tmp, PAGE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Sides:
+    """Per-tool sides and their digests, built lazily, once per tool per run."""
+
+    def __init__(self, snapshot: Snapshot, options: Options) -> None:
+        self.snapshot = snapshot
+        self.options = options
+        self.weights = Weights(**options.weights)
+        self._sides: dict[str, ToolSide | DecomposerError] = {}
+        self._digests: dict[str, str] = {}
+
+    def get(self, slug: str) -> ToolSide | DecomposerError:
+        if slug not in self._sides:
+            tool = self.snapshot.tools[slug]
+            card = score_tool(
+                tool.inputs(), self.snapshot.context, self.weights, self.options.as_of
+            )
+            try:
+                side = build_side(tool, card, self.options)
+            except DecomposerError as exc:
+                self._sides[slug] = exc
+            else:
+                self._sides[slug] = side
+                self._digests[slug] = _sha(side.model_dump_json())
+        return self._sides[slug]
+
+    def digest(self, slug: str) -> str:
+        self.get(slug)
+        return self._digests[slug]
+
+
+def regenerate(
+    session: Session,
+    out_dir: Path,
+    *,
+    options: Options,
+    pairs: list[Pair] | None = None,
+    formats: Iterable[str] = FORMATS,
+    renderer: Renderer | None = None,
+    copy: Copywriter | None = None,
+    times_matched: Mapping[str, int] | None = None,
+    on_progress: OnProgress | None = None,
+) -> RegenReport:
+    """Write the pages of ``pairs`` (every pair sharing a category when None) to ``out_dir``."""
+    formats = list(formats)
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise InputError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+    snapshot = load_snapshot(session, None, times_matched)
+    run = latest_run(session) if times_matched is None else None
+    if pairs is None:
+        pairs = all_pairs(snapshot, options.include_unreviewed)
+    else:
+        _check_pairs(pairs, snapshot)
+    return write_pages(
+        snapshot,
+        out_dir,
+        pairs,
+        options=options,
+        formats=formats,
+        renderer=renderer,
+        copy=copy,
+        on_progress=on_progress,
+        match_digest=run.digest if run is not None else "",
+    )
+
+
+def write_pages(
+    snapshot: Snapshot,
+    out_dir: Path,
+    pairs: list[Pair],
+    *,
+    options: Options,
+    formats: list[str],
+    renderer: Renderer | None = None,
+    copy: Copywriter | None = None,
+    on_progress: OnProgress | None = None,
+    match_digest: str = "",
+) -> RegenReport:
+    renderer = renderer or Renderer()
+    copy = copy or Copywriter()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output folder {out_dir}: {exc.strerror}") from None
+    manifest = load_manifest(out_dir)
+    before = dict(manifest)
+    existing = {entry.name for entry in os.scandir(out_dir)}
+    run = run_digest(options, renderer, match_digest)
+    sides = Sides(snapshot, options)
+    report = RegenReport(out_dir=out_dir, pairs=len(pairs))
+    started = time.perf_counter()
+    for slug in sorted({s for pair in pairs for s in (pair.a, pair.b)}):
+        sides.get(slug)  # phase 1: each tool's side and digest, once
+    checked = time.perf_counter()
+    report.sides_seconds = checked - started
+    for done, pair in enumerate(pairs, 1):  # phase 2: per pair, hash and compare; render if needed
+        side_a, side_b = sides.get(pair.a), sides.get(pair.b)
+        if isinstance(side_a, DecomposerError) or isinstance(side_b, DecomposerError):
+            reason = side_a if isinstance(side_a, DecomposerError) else side_b
+            report.skipped.append((f"{pair.a} vs {pair.b}", str(reason)))
+            if on_progress:
+                on_progress(done, len(pairs))
+            continue
+        pair_key = f"{run}|{sides.digest(pair.a)}|{sides.digest(pair.b)}"
+        comparison = None
+        for fmt in formats:
+            name = pair.filename(fmt)
+            page_hash = _sha(f"{pair_key}|{fmt}")
+            if manifest.get(name) == page_hash and name in existing:
+                report.unchanged += 1
+                continue
+            if comparison is None:
+                comparison = build_comparison(side_a, side_b, options, copy)
+            write_atomic(out_dir / name, renderer.render(comparison, fmt))
+            manifest[name] = page_hash
+            report.written.append(name)
+        if on_progress:
+            on_progress(done, len(pairs))
+    report.pages_seconds = time.perf_counter() - checked
+    if manifest != before:
+        data = {"schema": MANIFEST_SCHEMA, "pages": dict(sorted(manifest.items()))}
+        write_atomic(out_dir / MANIFEST, json.dumps(data, indent=0) + "\n")
+    return report
+
+
+def pair_summary(report: RegenReport) -> dict[str, Any]:
+    return {
+        "out_dir": str(report.out_dir),
+        "pairs": report.pairs,
+        "written": len(report.written),
+        "unchanged": report.unchanged,
+        "skipped": [{"pair": p, "reason": r} for p, r in report.skipped],
+    }

@@ -1,0 +1,86 @@
+"""The tool registry: the products whose docs we ingest and compare."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from decomposer.core.errors import InputError, NotFoundError
+from decomposer.ingest.sources import slugify
+from decomposer.store.models import Capability, Document, Tool
+
+TOOL_TYPES = ("API", "Model", "Library", "Platform", "App", "Service", "Other")
+
+
+def add_tool(
+    session: Session,
+    name: str,
+    *,
+    now: datetime,
+    slug: str | None = None,
+    type: str | None = None,
+    vendor: str | None = None,
+    homepage: str | None = None,
+) -> Tool:
+    name = name.strip()
+    if not name:
+        raise InputError("a tool needs a name")
+    final_slug = slugify(slug or name)
+    if slug is not None and final_slug != slug:
+        raise InputError(
+            f"invalid slug {slug!r}", hint=f"use lowercase-hyphenated, e.g. {final_slug!r}"
+        )
+    if type is not None and type not in TOOL_TYPES:
+        raise InputError(f"unknown tool type {type!r}", hint=f"use one of {', '.join(TOOL_TYPES)}")
+    if find_tool(session, final_slug) is not None:
+        raise InputError(f"tool {final_slug!r} already exists")
+    tool = Tool(
+        slug=final_slug, name=name, type=type, vendor=vendor, homepage=homepage, created_at=now
+    )
+    session.add(tool)
+    session.flush()
+    return tool
+
+
+def find_tool(session: Session, slug: str) -> Tool | None:
+    return session.scalar(select(Tool).where(Tool.slug == slug))
+
+
+def get_tool(session: Session, slug: str) -> Tool:
+    tool = find_tool(session, slug)
+    if tool is None:
+        known = session.scalars(select(Tool.slug).order_by(Tool.slug)).all()
+        hint = (
+            f"known tools: {', '.join(known)}"
+            if known
+            else "add one with `decomposer tool add NAME`"
+        )
+        raise NotFoundError(f"unknown tool {slug!r}", hint=hint)
+    return tool
+
+
+def list_tools(session: Session) -> list[dict[str, object]]:
+    docs = select(Document.tool_id, func.count().label("n")).group_by(Document.tool_id).subquery()
+    caps = (
+        select(Capability.tool_id, func.count().label("n")).group_by(Capability.tool_id).subquery()
+    )
+    rows = session.execute(
+        select(Tool, func.coalesce(docs.c.n, 0), func.coalesce(caps.c.n, 0))
+        .outerjoin(docs, docs.c.tool_id == Tool.id)
+        .outerjoin(caps, caps.c.tool_id == Tool.id)
+        .order_by(Tool.slug)
+    ).all()
+    return [
+        {
+            "slug": tool.slug,
+            "name": tool.name,
+            "type": tool.type,
+            "vendor": tool.vendor,
+            "homepage": tool.homepage,
+            "documents": n_docs,
+            "capabilities": n_caps,
+        }
+        for tool, n_docs, n_caps in rows
+    ]
