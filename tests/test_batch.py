@@ -19,9 +19,9 @@ import typer
 from sqlalchemy import select
 
 from conftest import MISTRAL_URL, OPENAI_URL, PROFILE_NONE, SECRET, capability, completion
-from decomposer.calls.caller import utcnow
 from decomposer.calls.runtime import RunSetup, model_caller
 from decomposer.cli.app import Env
+from decomposer.core.clock import utcnow
 from decomposer.core.config import Settings
 from decomposer.core.errors import ConfigError
 from decomposer.extraction import batch

@@ -14,7 +14,7 @@ import respx
 from sqlalchemy import select
 
 from conftest import CLI, DOC, GOOD, MISTRAL_URL, SECRET, capability, ok
-from decomposer.calls.caller import utcnow
+from decomposer.core.clock import utcnow
 from decomposer.core.errors import ConflictError, InputError
 from decomposer.review.actions import Filter, next_status, parse_where, review, submit
 from decomposer.store import Store, open_store

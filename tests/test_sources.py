@@ -9,13 +9,13 @@ import pytest
 import respx
 
 from decomposer.core.errors import InputError
+from decomposer.core.text import slugify
 from decomposer.ingest.chunks import fence_mask, heading_of, split_lines
 from decomposer.ingest.sources import (
     SourceDocument,
     clean_mdx,
     html_to_markdown,
     load_sources,
-    slugify,
     split_front_matter,
 )
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from starlette.exceptions import StarletteDeprecationWarning
 
-from decomposer.calls.caller import utcnow
+from decomposer.core.clock import utcnow
 from decomposer.core.errors import ConfigError
 from decomposer.review.actions import submit
 from decomposer.store.models import Capability, Tool

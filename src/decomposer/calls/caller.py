@@ -12,9 +12,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -31,6 +30,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from decomposer.calls.prompts import Prompt
+from decomposer.core.clock import Clock, Sleep, utcnow
 from decomposer.core.errors import ProviderError
 from decomposer.extraction.schema import Extraction, schema_sha256
 from decomposer.providers.base import ProviderConfig, classify, make_client
@@ -39,13 +39,6 @@ from decomposer.store import Store
 from decomposer.store.models import CachedResponse, LLMCall
 
 log = logging.getLogger("decomposer.calls.caller")
-
-Sleep = Callable[[float], Awaitable[None]]
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def call_row(

@@ -44,7 +44,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from decomposer.core.errors import InputError
-from decomposer.ingest.sources import slugify
+from decomposer.core.text import slugify
 from decomposer.store.catalogue_models import CatalogueEntry
 from decomposer.store.models import ProfileFact, Tool
 from decomposer.store.tools import TOOL_TYPES, find_tool

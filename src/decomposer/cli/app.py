@@ -26,16 +26,17 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from decomposer.calls.caller import RetryPolicy, utcnow
+from decomposer.calls.caller import RetryPolicy
 from decomposer.calls.runtime import RunSetup, limits_for, model_caller
+from decomposer.core.clock import utcnow
 from decomposer.core.config import Settings
 from decomposer.core.errors import DecomposerError, InputError
+from decomposer.core.text import slugify
 from decomposer.extraction.jobs import STATES, list_jobs
 from decomposer.extraction.run import Progress as RunProgress
 from decomposer.extraction.run import RunReport, run_extraction
 from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
 from decomposer.ingest.documents import ingest
-from decomposer.ingest.sources import slugify
 from decomposer.providers.base import PROVIDERS, api_key, resolve
 from decomposer.providers.replay import ReplayTransport
 from decomposer.store import Store, open_store

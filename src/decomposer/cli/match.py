@@ -97,8 +97,8 @@ def import_queries_cmd(
     ] = False,
 ) -> None:
     """Import user search queries; a bad line is refused with its number and nothing is stored."""
-    from decomposer.calls.caller import utcnow
     from decomposer.cli.app import _env, _out
+    from decomposer.core.clock import utcnow
 
     lines = match.parse_queries(file)
     with _env(ctx).store() as store, store.transaction() as session:
@@ -131,8 +131,8 @@ def run_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Match every query to its top-k capabilities across all tools; store the match graph."""
-    from decomposer.calls.caller import utcnow
     from decomposer.cli.app import _env, _out, _print_json
+    from decomposer.core.clock import utcnow
 
     env = _env(ctx)
     with (

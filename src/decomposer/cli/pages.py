@@ -64,7 +64,7 @@ def register(app: typer.Typer, tool_app: typer.Typer) -> None:
 
 def _as_of(text: str | None) -> date:
     if text is None:
-        from decomposer.calls.caller import utcnow
+        from decomposer.core.clock import utcnow
 
         return utcnow().date()
     try:
@@ -91,8 +91,8 @@ def tool_import(
     file: Annotated[Path, typer.Argument(help="Catalogue TOML file (see docs/comparator.md).")],
 ) -> None:
     """Create or update tools, pricing and score signals from a catalogue file."""
-    from decomposer.calls.caller import utcnow
     from decomposer.cli.app import _env, _out, _print_changes
+    from decomposer.core.clock import utcnow
 
     specs = load_catalogue(file)
     with _env(ctx).store() as store, store.transaction() as session:

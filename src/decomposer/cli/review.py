@@ -93,7 +93,7 @@ def reviewer_name(option: str | None, settings: Settings) -> str:
 
 
 def _now() -> Any:
-    from decomposer.calls.caller import utcnow
+    from decomposer.core.clock import utcnow
 
     return utcnow()
 

@@ -31,9 +31,10 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from decomposer.calls.caller import Clock, Sleep, call_row, utcnow
+from decomposer.calls.caller import call_row
 from decomposer.calls.prompts import Prompt, load_prompt
 from decomposer.calls.runtime import RunSetup
+from decomposer.core.clock import Clock, Sleep, utcnow
 from decomposer.core.config import Settings
 from decomposer.core.errors import ConfigError, NotFoundError, ProviderError
 from decomposer.extraction import jobs

@@ -18,8 +18,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from decomposer.calls.caller import CallResult, Clock, ModelCaller, request_hash
+from decomposer.calls.caller import CallResult, ModelCaller, request_hash
 from decomposer.calls.prompts import Prompt
+from decomposer.core.clock import Clock
 from decomposer.core.errors import DecomposerError, InputError, NotFoundError, ProviderError
 from decomposer.extraction import jobs
 from decomposer.extraction.consolidate import (

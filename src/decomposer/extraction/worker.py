@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, replace
 from celery import Celery
 from sqlalchemy import select
 
-from decomposer.calls.caller import utcnow
 from decomposer.calls.prompts import load_prompt
 from decomposer.calls.runtime import RunSetup, model_caller, setup_for_run
+from decomposer.core.clock import utcnow
 from decomposer.core.config import Settings
 from decomposer.core.errors import ConfigError, ProviderError
 from decomposer.extraction import jobs

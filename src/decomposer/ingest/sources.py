@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import unicodedata
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -43,7 +42,6 @@ _SUPPORTED_LIST = ", ".join(MEDIA_TYPES)
 _FETCH_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _USER_AGENT = "decomposer/0.1 (+documentation ingest)"
 _MAX_TITLE = 200
-_MAX_SLUG = 64
 _MAX_TAG_LINES = 20
 _DROPPED_HTML = ("head", "title", "script", "style", "nav", "footer", "noscript", "template", "svg")
 _HTML_MIME = frozenset({"text/html", "application/xhtml+xml"})
@@ -120,19 +118,6 @@ def load_sources(
             seen.add(document.source)
             documents.append(document)
     return documents, notes
-
-
-def slugify(name: str) -> str:
-    """Lower-case, hyphen-separated identifier for a tool name ("Mistral API" -> "mistral-api").
-
-    Accents are dropped ("Café" -> "cafe"); letters of other scripts are kept.
-    """
-    folded = unicodedata.normalize("NFKD", name.casefold())
-    letters = "".join(char for char in folded if not unicodedata.combining(char))
-    slug = re.sub(r"[\W_]+", "-", letters).strip("-")
-    if not slug:
-        raise InputError(f"cannot make a slug from {name!r}: it has no letters or digits")
-    return slug[:_MAX_SLUG].rstrip("-")
 
 
 def _resolve(raw: str) -> tuple[list[_Target], list[str]]:

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from decomposer.core.errors import InputError, NotFoundError
-from decomposer.ingest.sources import slugify
+from decomposer.core.text import slugify
 from decomposer.store.models import Capability, Document, Tool
 
 TOOL_TYPES = ("API", "Model", "Library", "Platform", "App", "Service", "Other")

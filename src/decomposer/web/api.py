@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from decomposer.calls.caller import utcnow
+from decomposer.core.clock import utcnow
 from decomposer.core.errors import ConflictError
 from decomposer.review.actions import history, submit
 from decomposer.store import Store

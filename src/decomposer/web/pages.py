@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from decomposer.calls.caller import utcnow
+from decomposer.core.clock import utcnow
 from decomposer.core.errors import ConflictError, DecomposerError, InputError, NotFoundError
 from decomposer.extraction.schema import CATEGORIES
 from decomposer.review.actions import FIELDS, PENDING, STATUSES, Filter, submit
