@@ -216,7 +216,7 @@ async def run_decomposer(
     from decomposer.core.config import Settings
     from decomposer.core.errors import ProviderError
     from decomposer.extraction import jobs
-    from decomposer.extraction.run import Progress, run_extraction
+    from decomposer.extraction.run import RunProgress, run_extraction
     from decomposer.ingest.documents import ingest
     from decomposer.providers.base import ProviderConfig
     from decomposer.providers.ratelimit import Limits
@@ -239,7 +239,7 @@ async def run_decomposer(
     )
     stamps: list[float] = []
 
-    def on_progress(_progress: Progress) -> None:
+    def on_progress(_progress: RunProgress) -> None:
         stamps.append(time.perf_counter())
 
     try:

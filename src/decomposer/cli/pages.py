@@ -27,7 +27,8 @@ from decomposer.catalog.catalogue import (
 )
 from decomposer.catalog.score import LABELS, SUBSCORES, explain, parse_weights, score_tool
 from decomposer.core.errors import InputError
-from decomposer.pages.compare import DEFAULT_TOP_K, Copywriter, Options, compare, load_snapshot
+from decomposer.core.vocab import CAPABILITIES_PER_SIDE
+from decomposer.pages.compare import Copywriter, Options, compare, load_snapshot
 from decomposer.pages.render import FORMATS, Renderer
 from decomposer.store.catalogue_models import CatalogueEntry
 from decomposer.store.models import Capability
@@ -211,7 +212,7 @@ def compare_cmd(
         Path | None, typer.Option("--out", help="Write here instead of stdout.")
     ] = None,
     include_unreviewed: UnreviewedOpt = False,
-    top_k: TopKOpt = DEFAULT_TOP_K,
+    top_k: TopKOpt = CAPABILITIES_PER_SIDE,
     weights: WeightsOpt = None,
     as_of: AsOfOpt = None,
 ) -> None:
@@ -287,7 +288,7 @@ def regenerate_cmd(
         typer.Option("--format", help="Repeatable; default all of md, html, json."),
     ] = None,
     include_unreviewed: UnreviewedOpt = False,
-    top_k: TopKOpt = DEFAULT_TOP_K,
+    top_k: TopKOpt = CAPABILITIES_PER_SIDE,
     weights: WeightsOpt = None,
     as_of: AsOfOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,

@@ -31,6 +31,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from decomposer.core.errors import InputError
+from decomposer.core.vocab import LIVE_STATUSES as LIVE
+from decomposer.core.vocab import MATCHES_PER_QUERY
 from decomposer.matching.align import align, top_k
 from decomposer.matching.embed import Embedder, Tokenizer, capability_text, shared_terms
 from decomposer.store import Store
@@ -39,8 +41,6 @@ from decomposer.store.models import Capability, Tool
 from decomposer.store.tools import get_tool
 
 MAX_QUERY_CHARS = 1000
-LIVE = ("approved", "proposed", "ungrounded")
-DEFAULT_TOP_K = 10
 CSV_COLUMNS = ("query", "count", "date")
 
 
@@ -266,7 +266,7 @@ def run_match(
     embedder: Embedder,
     *,
     now: datetime,
-    k: int = DEFAULT_TOP_K,
+    k: int = MATCHES_PER_QUERY,
     threshold: float | None = None,
 ) -> MatchReport:
     """Match every stored query to its top-k capabilities and store the graph (one transaction).

@@ -47,6 +47,7 @@ from decomposer.catalog.score import (
     score_tool,
 )
 from decomposer.core.errors import InputError, NotFoundError
+from decomposer.core.vocab import CAPABILITIES_PER_SIDE
 from decomposer.matching.align import align
 from decomposer.matching.embed import Embedder, LexicalEmbedder, capability_text
 from decomposer.matching.match import times_matched as stored_times_matched
@@ -54,7 +55,6 @@ from decomposer.store.catalogue_models import CatalogueEntry
 from decomposer.store.models import Capability, Document, Evidence, Tool
 
 SCHEMA_VERSION = 1
-DEFAULT_TOP_K = 8
 TEMPLATES = Path(__file__).with_name("templates")
 CATEGORY_ORDER = (
     "models",
@@ -388,7 +388,7 @@ class Verdict(_Model):
 class Options(_Model):
     """Page-wide settings. ``as_of`` is kept as the first day of its month (see score.py)."""
 
-    top_k: int = Field(default=DEFAULT_TOP_K, ge=1)
+    top_k: int = Field(default=CAPABILITIES_PER_SIDE, ge=1)
     include_unreviewed: bool = False
     weights: dict[str, float] = Field(default_factory=lambda: Weights().as_dict())
     as_of: date

@@ -31,18 +31,16 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from decomposer.core.errors import ConflictError, InputError, NotFoundError
-from decomposer.extraction.schema import CATEGORIES
+from decomposer.core.vocab import CATEGORIES, STATUSES
+from decomposer.core.vocab import PENDING_STATUSES as PENDING
+from decomposer.core.vocab import REVIEW_ACTIONS as ACTIONS
+from decomposer.core.vocab import REVIEWED_STATUSES as REVIEWED
 from decomposer.store import Store
 from decomposer.store.models import Capability, Evidence, Tool
 from decomposer.store.review_models import CapabilityProposal, ReviewEvent
 
 FIELDS = ("name", "category", "description", "unique", "vs_alternatives")
 """Capability fields a reviewer may edit (``unique`` is stored in column ``unique_line``)."""
-STATUSES = ("proposed", "ungrounded", "approved", "rejected", "vanished")
-PENDING = ("proposed", "ungrounded", "vanished")
-"""Statuses waiting for a person; a capability with an open proposal is pending too."""
-ACTIONS = ("approve", "reject", "edit", "keep")
-REVIEWED = ("approved", "rejected")
 MAX_FIELD = {"name": 300, "category": 50}
 Clock = Callable[[], datetime]
 

@@ -13,8 +13,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from decomposer.core.clock import utcnow
 from decomposer.core.errors import ConflictError, DecomposerError, InputError, NotFoundError
-from decomposer.extraction.schema import CATEGORIES
-from decomposer.review.actions import FIELDS, PENDING, STATUSES, Filter, submit
+from decomposer.core.vocab import CATEGORIES, STATUSES
+from decomposer.core.vocab import PENDING_STATUSES as PENDING
+from decomposer.review.actions import FIELDS, Filter, submit
 from decomposer.store import Store
 from decomposer.web import HERE, check_login, csrf_ok, csrf_token, redirect, reviewer, safe_next
 from decomposer.web import data as views
