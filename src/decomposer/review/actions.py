@@ -108,10 +108,6 @@ def next_status(
 # --- reading ----------------------------------------------------------------------------------
 
 
-def field_values(cap: Capability) -> dict[str, str]:
-    return {name: getattr(cap, name) for name in FIELDS}
-
-
 def get_capability(session: Session, cap_id: str) -> Capability:
     cap = session.get(Capability, cap_id)
     if cap is None:
