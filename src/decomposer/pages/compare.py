@@ -47,7 +47,7 @@ from decomposer.catalog.score import (
     score_tool,
 )
 from decomposer.core.errors import InputError, NotFoundError
-from decomposer.core.vocab import CAPABILITIES_PER_SIDE
+from decomposer.core.vocab import CAPABILITIES_PER_SIDE, LIVE_STATUSES, CapabilityStatus
 from decomposer.matching.align import align
 from decomposer.matching.embed import Embedder, LexicalEmbedder, capability_text
 from decomposer.matching.match import times_matched as stored_times_matched
@@ -456,7 +456,7 @@ def _value(profile: Mapping[str, Sourced | None], name: str) -> Any:
 
 
 def comparable(caps: Iterable[CapRecord], include_unreviewed: bool) -> list[CapRecord]:
-    allowed = {"approved", "proposed", "ungrounded"} if include_unreviewed else {"approved"}
+    allowed = LIVE_STATUSES if include_unreviewed else (CapabilityStatus.APPROVED,)
     return sorted((c for c in caps if c.status in allowed), key=_order_key)
 
 

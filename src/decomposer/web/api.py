@@ -7,7 +7,7 @@ needs the token in the ``X-CSRF-Token`` header (403 without). Conflicts answer 4
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from decomposer.core.clock import utcnow
 from decomposer.core.errors import ConflictError
+from decomposer.core.vocab import ReviewAction
 from decomposer.review.actions import history, submit
 from decomposer.store import Store
 from decomposer.web import check_login, csrf_ok, csrf_token, forbidden_json, reviewer
@@ -37,7 +38,7 @@ class Login(BaseModel):
 
 
 class ReviewRequest(BaseModel):
-    action: Literal["approve", "reject", "edit", "keep"]
+    action: ReviewAction
     version: int = Field(description="The capability version you reviewed (conflict if stale).")
     changes: dict[str, str] = Field(
         default_factory=dict,

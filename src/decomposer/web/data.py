@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from decomposer.core.errors import DecomposerError
+from decomposer.core.vocab import PENDING_STATUSES
 from decomposer.review.actions import (
     Filter,
     counts,
@@ -37,7 +38,7 @@ def tools_overview(session: Session) -> list[dict[str, Any]]:
 def capability_summary(cap: Capability, slug: str, proposal: str | None) -> dict[str, Any]:
     data = capability_dict(cap, slug)
     data["proposal"] = proposal
-    data["pending"] = cap.status in ("proposed", "ungrounded", "vanished") or proposal is not None
+    data["pending"] = cap.status in PENDING_STATUSES or proposal is not None
     return data
 
 
