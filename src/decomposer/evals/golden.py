@@ -200,6 +200,25 @@ def stored_documents(folder: Path) -> dict[str, SourceDocument]:
     return {Path(doc.source).relative_to(top).as_posix(): doc for doc in documents}
 
 
+def skeleton(slug: str, root: str, folder: Path) -> str:
+    """A TOML ``[[tool]]`` block listing every page under ``folder`` with its current hash,
+    for a person to fill in with capabilities: the hashes are the tedious part to get right."""
+    lines = ["[[tool]]", f"slug = {_toml(slug)}", f"root = {_toml(root)}", ""]
+    for source, doc in sorted(stored_documents(folder).items()):
+        lines += [
+            f"# {doc.title}",
+            "[[tool.document]]",
+            f"source = {_toml(source)}",
+            f"sha256 = {_toml(doc.content_hash)}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _toml(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _tool(label: str, raw: RawTool, base: Path, corpus: Path | None) -> GoldenTool:
     where = f"{label}: tool {raw.slug}"
     try:

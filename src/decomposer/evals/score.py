@@ -320,8 +320,11 @@ def is_stated(value: str) -> bool:
 
 
 def unsupported_numbers(cap: ExtractedCapability) -> list[str]:
-    """Numbers in the description that none of the capability's quotes contains."""
-    quoted = {n.replace(",", "") for q in cap.evidence for n in _NUMBER.findall(q.text)}
+    """Numbers in the description that none of the capability's quotes contains.
+
+    Numbers in the tool's slug or the capability's name ("Llama 4") are not claims."""
+    said = " ".join([*(q.text for q in cap.evidence), cap.tool.replace("-", " "), cap.name])
+    quoted = {n.replace(",", "") for n in _NUMBER.findall(said)}
     found = dict.fromkeys(n.replace(",", "") for n in _NUMBER.findall(cap.description))
     return [n for n in found if n not in quoted]
 
