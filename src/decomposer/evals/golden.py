@@ -33,6 +33,7 @@ same file works wherever the vendor corpus sits on a machine.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -46,6 +47,9 @@ from decomposer.extraction.schema import CATEGORIES, Category
 from decomposer.ingest.sources import SourceDocument, load_sources
 
 FORMAT_VERSION = 1
+_GROUPED = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?"
+_PLAIN = r"\d+(?:\.\d+)?"
+_NUMBER = re.compile(f"{_GROUPED}|{_PLAIN}")
 CORPUS_PREFIX = "corpus:"
 
 
@@ -283,6 +287,10 @@ def _capability(where: str, raw: RawCapability, text: str) -> GoldenCapability:
         raise InputError(f"{where}: empty quote list: give at least one verbatim quote")
     if any(not fact.strip() for fact in raw.facts):
         raise InputError(f"{where}: empty fact")
+    numbers = numbers_available(text)
+    for fact in raw.facts:
+        if missing := [n for n in numbers_in(fact) if n not in numbers]:
+            raise InputError(f"{where}: fact {fact!r}: number {missing[0]} is not in the document")
     quotes = []
     for quote in raw.quotes:
         if len(normalise(quote).text) < MIN_QUOTE_CHARS:
@@ -299,6 +307,18 @@ def _capability(where: str, raw: RawCapability, text: str) -> GoldenCapability:
         facts=tuple(fact.strip() for fact in raw.facts),
         quotes=tuple(quotes),
     )
+
+
+def numbers_in(text: str) -> list[str]:
+    """The numbers a claim makes, in order: "8,192" is one number (8192), "256, 512" two."""
+    return list(dict.fromkeys(n.replace(",", "") for n in _NUMBER.findall(text)))
+
+
+def numbers_available(text: str) -> set[str]:
+    """Every reading of the numbers in a source text, so that "[256,512,1024]" (a list) and
+    "1,000" (a thousands separator) both support a claim however it writes them."""
+    grouped = {n.replace(",", "") for n in re.findall(_GROUPED, text)}
+    return grouped | set(re.findall(_PLAIN, text))
 
 
 def _first_duplicate(items: Sequence[str]) -> str | None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import sparse
 
-from decomposer.evals.golden import GoldenQuote, GoldenSet
+from decomposer.evals.golden import GoldenQuote, GoldenSet, numbers_available, numbers_in
 from decomposer.evals.inputs import CostInput, ExtractedCapability, ExtractedQuote
 from decomposer.evals.report import (
     CapabilityScores,
@@ -53,7 +53,6 @@ OVERLAP = 0.5
 NOT_STATED = "not stated in the docs"
 """What prompts/extract/v1/system.j2 tells the model to write in an empty field."""
 
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -270,7 +269,7 @@ def _match_row(
 
 def _terms(text: str, tokenize: Tokenizer) -> set[str]:
     """Word stems and numbers (kept whole, thousands separators dropped) of ``text``."""
-    numbers = {n.replace(",", "") for n in _NUMBER.findall(text)}
+    numbers = set(numbers_in(text))
     words = {tokenize.stem(w) for w in _WORD.findall(text.lower()) if not w.isdigit()}
     return numbers | {w for w in words if w}
 
@@ -324,9 +323,8 @@ def unsupported_numbers(cap: ExtractedCapability) -> list[str]:
 
     Numbers in the tool's slug or the capability's name ("Llama 4") are not claims."""
     said = " ".join([*(q.text for q in cap.evidence), cap.tool.replace("-", " "), cap.name])
-    quoted = {n.replace(",", "") for n in _NUMBER.findall(said)}
-    found = dict.fromkeys(n.replace(",", "") for n in _NUMBER.findall(cap.description))
-    return [n for n in found if n not in quoted]
+    quoted = numbers_available(said)
+    return [n for n in numbers_in(cap.description) if n not in quoted]
 
 
 def field_scores(extracted: Sequence[ExtractedCapability]) -> FieldScores:
@@ -343,7 +341,7 @@ def field_scores(extracted: Sequence[ExtractedCapability]) -> FieldScores:
         unique_share=_share(unique, len(extracted)),
         with_vs_alternatives=versus,
         vs_alternatives_share=_share(versus, len(extracted)),
-        descriptions_with_numbers=sum(bool(_NUMBER.search(c.description)) for c in extracted),
+        descriptions_with_numbers=sum(bool(numbers_in(c.description)) for c in extracted),
         unsupported_numbers=tuple(
             sorted(flags, key=lambda f: (f.tool, f.capability.casefold(), f.number))
         ),
