@@ -480,6 +480,14 @@ def check_shipped(golden: GoldenSet) -> None:
     assert report.capabilities.facts_share == 1.0
     assert report.evidence.recovered_share == 1.0
     assert report.unmatched == () and report.missed == ()
+    # Harder: descriptions replaced by the must-quotes, the words a model would start from.
+    quoted = [
+        e.model_copy(update={"description": " ".join(q.text for q in e.evidence)})
+        for e in golden_as_extracted(golden)
+    ]
+    paired = score(golden, quoted).matches
+    assert [(m.golden, m.extracted) for m in paired] == [(m.golden, m.golden) for m in paired]
+    assert len(paired) == report.capabilities.golden
 
 
 def test_demo_golden_set_loads_and_scores_itself_perfectly():

@@ -78,7 +78,6 @@ class _Tally:
 
     def add(
         self,
-        tool: str,
         target: _Target,
         matched: ExtractedCapability | None,
         tool_caps: Sequence[ExtractedCapability],
@@ -87,7 +86,7 @@ class _Tally:
             self.must += 1
             self.any += _recovered(quote, document, tool_caps)
             if matched is not None and _recovered(quote, document, [matched]):
-                key = (tool, document)
+                key = (target.tool, document)
                 self.recovered[key] = self.recovered.get(key, 0) + 1
 
 
@@ -95,6 +94,19 @@ class _Tally:
 class _Pairing:
     pairs: dict[int, tuple[int, float]]  # target index -> (extracted index, similarity)
     sim: Dense
+
+
+@dataclass
+class _Rows:
+    """What scoring collects across tools before the totals are taken."""
+
+    matches: list[MatchRow] = field(default_factory=list)
+    missed: list[MissedRow] = field(default_factory=list)
+    unmatched: list[UnmatchedRow] = field(default_factory=list)
+    tools: list[ToolScores] = field(default_factory=list)
+    found: set[tuple[str, str]] = field(default_factory=set)
+    """(tool, casefolded golden name) of every matched golden capability."""
+    tally: _Tally = field(default_factory=_Tally)
 
 
 def score(
@@ -105,98 +117,115 @@ def score(
     threshold: float | None = None,
     cost: CostInput | None = None,
 ) -> EvalReport:
-    """Score ``extracted`` against ``golden``; deterministic for the same inputs."""
+    """Score ``extracted`` against ``golden``; the same inputs in any order give the same report.
+
+    ``embedder`` defaults to the offline ``LexicalEmbedder``; ``threshold`` to its
+    ``thresholds.align``. Extracted capabilities of tools the set does not list are ignored.
+    """
     embed = embedder or LexicalEmbedder()
     limit = embed.thresholds.align if threshold is None else threshold
-    tokenize = Tokenizer()
-    matches: list[MatchRow] = []
-    missed: list[MissedRow] = []
-    unmatched: list[UnmatchedRow] = []
-    tools: list[ToolScores] = []
-    documents: list[DocumentScores] = []
-    tally = _Tally()
-    found: set[tuple[str, str]] = set()  # (tool, golden name) matched
+    rows = _Rows()
     for tool in golden.tools:
-        targets = _targets(golden, tool.slug)
-        mine = [cap for cap in extracted if cap.tool == tool.slug]
-        pairing = _pair(embed, targets, mine, limit)
-        for t_index, target in enumerate(targets):
-            pair = pairing.pairs.get(t_index)
-            tally.add(tool.slug, target, mine[pair[0]] if pair else None, mine)
-            if pair is not None:
-                e_index, sim = pair
-                matches.append(_match_row(target, mine[e_index], sim, tokenize))
-                found.add((tool.slug, target.name.casefold()))
-            else:
-                nearest, near_sim = _nearest(pairing.sim, t_index, [c.name for c in mine], True)
-                missed.append(
-                    MissedRow(
-                        tool=tool.slug,
-                        golden=target.name,
-                        category=target.category,
-                        documents=tuple(sorted(target.documents)),
-                        nearest=nearest,
-                        nearest_similarity=near_sim,
-                    )
-                )
-        paired = {e for e, _ in pairing.pairs.values()}
-        for e_index, cap in enumerate(mine):
-            if e_index in paired:
-                continue
-            nearest, near_sim = _nearest(pairing.sim, e_index, [t.name for t in targets], False)
-            unmatched.append(
-                UnmatchedRow(
-                    tool=tool.slug,
-                    extracted=cap.name,
-                    category=cap.category,
-                    description=cap.description,
-                    evidence_documents=tuple(
-                        sorted({q.document for q in cap.evidence if q.document})
-                    ),
-                    nearest=nearest,
-                    nearest_similarity=near_sim,
-                )
-            )
-        tools.append(
-            ToolScores(
-                tool=tool.slug,
-                golden=len(targets),
-                extracted=len(mine),
-                matched=len(pairing.pairs),
-                recall=_share(len(pairing.pairs), len(targets)),
-                precision=_share(len(pairing.pairs), len(mine)),
-            )
+        mine = sorted(
+            (cap for cap in extracted if cap.tool == tool.slug),
+            key=lambda c: (c.name.casefold(), c.name, c.description, c.category),
         )
-    for tool in golden.tools:
-        for document in tool.documents:
-            hits = [c for c in document.capabilities if (tool.slug, c.name.casefold()) in found]
-            documents.append(
-                DocumentScores(
-                    tool=tool.slug,
-                    source=document.source,
-                    golden=len(document.capabilities),
-                    found=len(hits),
-                    recall=_share(len(hits), len(document.capabilities)),
-                    must_quotes=sum(len(c.quotes) for c in document.capabilities),
-                    recovered=tally.recovered.get((tool.slug, document.source), 0),
-                )
-            )
+        _score_tool(rows, tool.slug, _targets(golden, tool.slug), mine, embed, limit)
     known = {tool.slug for tool in golden.tools}
     scored = [cap for cap in extracted if cap.tool in known]
+    matches = rows.matches
     return EvalReport(
         golden_set=golden.name,
         embedder=embed.model,
         threshold=round(limit, 4),
-        capabilities=_capability_scores(golden, tools, matches, len(scored)),
-        evidence=_evidence_scores(tally, scored),
+        capabilities=_capability_scores(golden, rows.tools, matches, len(scored)),
+        evidence=_evidence_scores(rows.tally, scored),
         fields=field_scores(scored),
         cost=cost_report(cost, _document_count(golden), len(matches)) if cost else None,
-        tools=tuple(tools),
-        documents=tuple(sorted(documents, key=lambda d: (d.tool, d.source))),
+        tools=tuple(rows.tools),
+        documents=_document_scores(golden, rows),
         matches=tuple(sorted(matches, key=lambda m: (m.tool, m.golden.casefold(), m.extracted))),
-        missed=tuple(sorted(missed, key=lambda m: (m.tool, m.golden.casefold()))),
-        unmatched=tuple(sorted(unmatched, key=lambda u: (u.tool, u.extracted.casefold()))),
+        missed=tuple(sorted(rows.missed, key=lambda m: (m.tool, m.golden.casefold()))),
+        unmatched=tuple(sorted(rows.unmatched, key=lambda u: (u.tool, u.extracted.casefold()))),
     )
+
+
+def _score_tool(
+    rows: _Rows,
+    slug: str,
+    targets: Sequence[_Target],
+    mine: Sequence[ExtractedCapability],
+    embedder: Embedder,
+    threshold: float,
+) -> None:
+    """Pair one tool's golden and extracted capabilities and add its rows."""
+    tokenize = Tokenizer()
+    pairing = _pair(embedder, targets, mine, threshold)
+    for t_index, target in enumerate(targets):
+        pair = pairing.pairs.get(t_index)
+        rows.tally.add(target, mine[pair[0]] if pair else None, mine)
+        if pair is not None:
+            rows.matches.append(_match_row(target, mine[pair[0]], pair[1], tokenize))
+            rows.found.add((target.tool, target.name.casefold()))
+            continue
+        nearest, near_sim = _nearest(pairing.sim, t_index, [c.name for c in mine], by_row=True)
+        rows.missed.append(
+            MissedRow(
+                tool=target.tool,
+                golden=target.name,
+                category=target.category,
+                documents=tuple(sorted(target.documents)),
+                nearest=nearest,
+                nearest_similarity=near_sim,
+            )
+        )
+    paired = {e for e, _ in pairing.pairs.values()}
+    for e_index, cap in enumerate(mine):
+        if e_index in paired:
+            continue
+        nearest, near_sim = _nearest(pairing.sim, e_index, [t.name for t in targets], by_row=False)
+        rows.unmatched.append(
+            UnmatchedRow(
+                tool=cap.tool,
+                extracted=cap.name,
+                category=cap.category,
+                description=cap.description,
+                evidence_documents=tuple(sorted({q.document for q in cap.evidence if q.document})),
+                nearest=nearest,
+                nearest_similarity=near_sim,
+            )
+        )
+    matched = len(pairing.pairs)
+    rows.tools.append(
+        ToolScores(
+            tool=slug,
+            golden=len(targets),
+            extracted=len(mine),
+            matched=matched,
+            recall=_share(matched, len(targets)),
+            precision=_share(matched, len(mine)),
+        )
+    )
+
+
+def _document_scores(golden: GoldenSet, rows: _Rows) -> tuple[DocumentScores, ...]:
+    documents = []
+    for tool in golden.tools:
+        for document in tool.documents:
+            labels = document.capabilities
+            hits = [c for c in labels if (tool.slug, c.name.casefold()) in rows.found]
+            documents.append(
+                DocumentScores(
+                    tool=tool.slug,
+                    source=document.source,
+                    golden=len(labels),
+                    found=len(hits),
+                    recall=_share(len(hits), len(labels)),
+                    must_quotes=sum(len(c.quotes) for c in labels),
+                    recovered=rows.tally.recovered.get((tool.slug, document.source), 0),
+                )
+            )
+    return tuple(sorted(documents, key=lambda d: (d.tool, d.source)))
 
 
 # --- pairing -----------------------------------------------------------------------------------
