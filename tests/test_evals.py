@@ -420,6 +420,12 @@ def test_structural_errors_name_the_place(tmp_path):
     missing = GOLDEN.replace('sha256 = "{vision}"\n', "")
     assert refusal(tmp_path, missing) == "acme/guides/vision.md: sha256: missing key"
     assert refusal(tmp_path, "version = 1\n") == "name: missing key"
+    not_text = GOLDEN.replace('"half price", "24 hours"', '"half price", 24')
+    assert refusal(tmp_path, not_text) == (
+        "acme/api.md: capability 'Batch inference': facts[2]: Input should be a valid string"
+    )
+    nameless = GOLDEN.replace('name = "Image understanding"\n', "")
+    assert refusal(tmp_path, nameless) == "acme/guides/vision.md: capability #1: name: missing key"
     bad_toml = refusal(tmp_path, 'name = "x\n')
     assert bad_toml.startswith("not valid TOML (")
 

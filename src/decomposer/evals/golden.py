@@ -352,35 +352,34 @@ def _describe(exc: ValidationError, data: Mapping[str, Any]) -> str:
 
 
 def _place(loc: Sequence[int | str], data: Any) -> str:
-    """``("tool", 0, "document", 1, "capability", 2, "quotes")`` as ``tool x: x/a.md: …``."""
+    """``("tool", 0, "document", 1, "capability", 2, "quotes")`` as
+    ``slug/a.md: capability 'Name': quotes``, naming list items by their slug, source or name."""
     parts: list[str] = []
     node: Any = data
     tool = ""
     for index, key in enumerate(loc):
-        kind = loc[index - 1] if index else ""
-        if isinstance(key, int) and isinstance(node, list) and key < len(node):
-            node = node[key]
-            ident = _ident(node, kind, key)
+        kind = str(loc[index - 1]) if index else ""
+        if isinstance(key, int):
+            node = node[key] if isinstance(node, list) and key < len(node) else None
+            name = _name_of(node, kind)
             if kind == "tool":
-                tool = ident
-                parts.append(f"tool {ident}")
+                tool = name or f"#{key + 1}"
+                parts.append(f"tool {tool}")
             elif kind == "document":
-                parts = [p for p in parts if not p.startswith("tool ")]
-                parts.append(f"{tool}/{ident}" if tool else f"document {ident}")
+                parts = [p for p in parts if not p.startswith("tool ")] if name else parts
+                parts.append(f"{tool}/{name}" if name else f"document #{key + 1}")
             elif kind == "capability":
-                parts.append(f"capability {ident!r}" if ident != f"#{key + 1}" else ident)
+                parts.append(f"capability {name!r}" if name else f"capability #{key + 1}")
             else:
-                parts.append(f"{kind}[{key}]")
-        elif isinstance(node, dict):
-            node = node.get(str(key))
-            if str(key) not in ("tool", "document", "capability"):
-                parts.append(str(key))
-        else:
+                parts[-1:] = [f"{kind}[{key}]"]
+            continue
+        node = node.get(key) if isinstance(node, dict) else None
+        if key not in ("tool", "document", "capability"):
             parts.append(str(key))
     return ": ".join(parts)
 
 
-def _ident(node: Any, kind: Any, index: int) -> str:
-    field = {"tool": "slug", "document": "source", "capability": "name"}.get(str(kind), "")
+def _name_of(node: Any, kind: str) -> str:
+    field = {"tool": "slug", "document": "source", "capability": "name"}.get(kind, "")
     value = node.get(field) if isinstance(node, dict) else None
-    return value if isinstance(value, str) and value else f"#{index + 1}"
+    return value if isinstance(value, str) else ""
