@@ -42,8 +42,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from decomposer.core.errors import InputError
+from decomposer.core.vocab import CATEGORIES, Category
 from decomposer.extraction.grounding import MIN_QUOTE_CHARS, find_quote, normalise
-from decomposer.extraction.schema import CATEGORIES, Category
 from decomposer.ingest.sources import SourceDocument, load_sources
 
 FORMAT_VERSION = 1
