@@ -160,4 +160,5 @@ PROVIDER = Provider(
     embedder=embedder,
     default_embed_model="mistral-embed",
     embed_thresholds=(0.82, 0.75),
+    embed_batch_size=64,
 )

@@ -159,7 +159,11 @@ class Provider:
     """``(key, http, base_url, timeout_s) -> EmbedFn``."""
     default_embed_model: str | None = None
     embed_thresholds: tuple[float, float] = (0.55, 0.35)
-    """Cosine similarities (align, match) this provider's embeddings must reach."""
+    """Cosine similarities (align, match) this provider's embeddings must reach: conservative
+    starting points from its typical cosine range (unrelated short texts score about 0.6 with
+    mistral-embed, 0.1–0.2 with OpenAI's v3 models); overridable on the command line."""
+    embed_batch_size: int = 128
+    """Texts per embeddings request."""
     modes: tuple[str, ...] = field(default=MODES)
 
     def request_body(
