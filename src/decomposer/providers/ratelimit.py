@@ -6,7 +6,8 @@ so every request — first attempts, retries and Instructor's re-asks alike — 
 Tokens are estimated before a request and corrected with the provider's reported usage after.
 Requests are spaced evenly (at 98% of the rps limit) rather than sent in bursts. A 429 makes this
 process back off: it waits out ``Retry-After`` and slows its pace by 10%, which then recovers
-by 10% per successful request.
+by 10% per successful request. ``SyncRateLimiter`` applies the same budget (same storage, same
+key) to synchronous embedding requests.
 """
 
 from __future__ import annotations
