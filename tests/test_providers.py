@@ -12,17 +12,20 @@ import sys
 import httpx
 import pytest
 import respx
+from pydantic import BaseModel, ValidationInfo, model_validator
 from sqlalchemy import select
 
 from conftest import DOC, GOOD, OPENAI_URL, SECRET, ok
-from decomposer.calls.prompts import load_prompt
+from decomposer.calls.caller import ModelCaller
+from decomposer.calls.prompts import Prompt, load_prompt
+from decomposer.calls.task import Task
 from decomposer.core.config import Settings
 from decomposer.core.errors import ConfigError, ProviderError
 from decomposer.extraction.batch import request_body
 from decomposer.extraction.task import ExtractionCaller
 from decomposer.matching.embed import VectorCache, make_embedder
 from decomposer.providers import openai as openai_provider
-from decomposer.providers.base import api_key, resolve
+from decomposer.providers.base import ProviderConfig, api_key, resolve
 from decomposer.providers.pricing import load_prices
 from decomposer.providers.registry import REGISTRY, get_provider
 from decomposer.store.models import LLMCall
@@ -218,3 +221,55 @@ def test_embedding_requests_are_retried_and_failures_logged(keyed, store, monkey
     failed = rows(store, "embed")[-1]
     assert (failed.outcome, failed.attempts, failed.cost_usd) == ("error", 1, 0.0)
     assert SECRET not in (failed.error or "")
+
+
+# --- a second task ----------------------------------------------------------------------------
+
+
+class Headline(BaseModel):
+    """A one-line headline that must name the given word."""
+
+    text: str
+
+    @model_validator(mode="after")
+    def _names_the_word(self, info: ValidationInfo) -> Headline:
+        word = (info.context or {}).get("word")
+        if word and word not in self.text:
+            raise ValueError(f"the headline must contain {word!r}")
+        return self
+
+
+async def test_a_second_task_needs_no_change_to_the_caller(store, fake_sleep):
+    """Another prompt and answer model, validated against its own context, re-asked, cached
+    and logged under its own task name by the same generic caller."""
+    prompt = Prompt(
+        name="headline", version="v1", system="Write a headline.", user="About {{ word }}."
+    )
+    task = Task(name="headline", prompt=prompt, response_model=Headline)
+    cfg = ProviderConfig("openai", "gpt-4o-mini", "json_schema")
+    context = {"word": "Acme"}
+    with respx.mock() as mock:
+        route = mock.post(OPENAI_URL).mock(
+            side_effect=[ok({"text": "Databases are fast"}), ok({"text": "Acme is fast"})]
+        )
+        async with httpx.AsyncClient() as http:
+            caller = ModelCaller(
+                cfg=cfg,
+                key=SECRET,
+                task=task,
+                store=store,
+                http=http,
+                prices=load_prices(),
+                sleep=fake_sleep,
+            )
+            first = await caller.call(context, run_id=None, chunk_id=None)
+            again = await caller.call(context, run_id=None, chunk_id=None)
+    assert route.call_count == 2  # one re-ask, then the cache
+    sent = json.loads(route.calls[0].request.content)
+    assert sent["messages"][1]["content"] == "About Acme."
+    assert sent["response_format"]["json_schema"]["name"] == "Headline"
+    assert (first.value.text, first.validated, again.cache_hit) == ("Acme is fast", True, True)
+    assert [(r.task, r.outcome, r.prompt_version) for r in rows(store)] == [
+        ("headline", "ok", "headline/v1"),
+        ("headline", "cache_hit", "headline/v1"),
+    ]

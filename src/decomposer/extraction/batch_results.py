@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from decomposer.calls.calllog import batch_cost, call_row, remember
 from decomposer.calls.prompts import load_prompt
-from decomposer.calls.results import judge
+from decomposer.calls.results import Verdict, judge
 from decomposer.calls.task import Task
 from decomposer.core.clock import Clock, Sleep, utcnow
 from decomposer.core.config import Settings
@@ -346,33 +346,10 @@ def _store_results(
             group = inputs.groups[job_id]
             verdict = judge(task, item, context_for(inputs.tool_name, group))
             if verdict is not None:
-                cost = batch_cost(
-                    prices, run.provider, run.model, verdict.input_tokens, verdict.output_tokens
-                )
-                session.add(
-                    call_row(
-                        run_id=info.run_id,
-                        chunk_id=group[0][0].id,
-                        provider=run.provider,
-                        model=run.model,
-                        mode=run.mode,
-                        prompt_version=task.prompt_version,
-                        task=task.name,
-                        request_hash=job.request_hash,
-                        outcome=verdict.outcome,
-                        now=now,
-                        input_tokens=verdict.input_tokens,
-                        output_tokens=verdict.output_tokens,
-                        cost_usd=cost,
-                        error=verdict.reason,
-                    )
-                )
+                cost = _log_verdict(session, task, run, job, group[0][0].id, verdict, prices, now)
                 report.input_tokens += verdict.input_tokens
                 report.output_tokens += verdict.output_tokens
                 report.cost_usd += cost or 0.0
-                if verdict.value is not None:
-                    payload = verdict.value.model_dump_json()
-                    remember(session, job.request_hash, run.provider, run.model, payload, now)
             if not mine:
                 continue
             job.lease_until, job.updated_at = None, now
@@ -391,3 +368,39 @@ def _store_results(
         record.succeeded, record.requeued = report.succeeded, report.requeued
         record.collected_at = record.updated_at = now
     report.cost_usd = round(report.cost_usd, 8)
+
+
+def _log_verdict(
+    session: Session,
+    task: Task[Extraction],
+    run: ExtractionRun,
+    job: Job,
+    chunk_id: str,
+    verdict: Verdict[Extraction],
+    prices: PriceTable,
+    now: datetime,
+) -> float | None:
+    """Log one returned item at the batch price and cache its answer if it was good."""
+    cost = batch_cost(prices, run.provider, run.model, verdict.input_tokens, verdict.output_tokens)
+    session.add(
+        call_row(
+            run_id=run.id,
+            chunk_id=chunk_id,
+            task=task.name,
+            provider=run.provider,
+            model=run.model,
+            mode=run.mode,
+            prompt_version=task.prompt_version,
+            request_hash=job.request_hash,
+            outcome=verdict.outcome,
+            now=now,
+            input_tokens=verdict.input_tokens,
+            output_tokens=verdict.output_tokens,
+            cost_usd=cost,
+            error=verdict.reason,
+        )
+    )
+    if verdict.value is not None:
+        payload = verdict.value.model_dump_json()
+        remember(session, job.request_hash, run.provider, run.model, payload, now)
+    return cost
