@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -74,8 +75,8 @@ def test_help_values_match_their_owners():
     from decomposer.extraction.batch import Backoff
     from decomposer.extraction.jobs import STATES
     from decomposer.matching.embed import EMBEDDERS
-    from decomposer.matching.match import DEFAULT_TOP_K as MATCHES_PER_QUERY
-    from decomposer.pages.compare import DEFAULT_TOP_K as CAPABILITIES_PER_SIDE
+    from decomposer.matching.match import run_match
+    from decomposer.pages.compare import Options
     from decomposer.pages.render import FORMATS
     from decomposer.providers.base import PROVIDERS
     from decomposer.review.actions import FIELDS
@@ -89,8 +90,8 @@ def test_help_values_match_their_owners():
     assert RetryPolicy.attempts == choices.RETRY_ATTEMPTS
     assert Backoff.deadline_s == choices.BATCH_WAIT_S
     assert tuple(EMBEDDERS) == choices.EMBEDDERS
-    assert MATCHES_PER_QUERY == choices.MATCHES_PER_QUERY
-    assert CAPABILITIES_PER_SIDE == choices.CAPABILITIES_PER_SIDE
+    assert inspect.signature(run_match).parameters["k"].default == choices.MATCHES_PER_QUERY
+    assert Options.model_fields["top_k"].default == choices.CAPABILITIES_PER_SIDE
     assert tuple(FORMATS) == choices.FORMATS
     assert tuple(FIELDS) == choices.REVIEW_FIELDS
 
@@ -105,7 +106,6 @@ def test_help_values_match_their_owners():
         ("numpy", ["match", "run"], "decomposer match run", "match"),
         ("scipy", ["compare", "a", "b"], "decomposer compare", "match"),
         ("numpy", ["regenerate"], "decomposer regenerate", "match"),
-        ("snowballstemmer", ["score", "acme"], "decomposer score", "match"),
     ],
 )
 def test_a_missing_extra_is_named_in_one_line(cli, monkeypatch, missing, args, command, extra):
@@ -115,6 +115,21 @@ def test_a_missing_extra_is_named_in_one_line(cli, monkeypatch, missing, args, c
     assert err == (
         f"error: {command} needs the '{extra}' extra: pip install 'decomposer[{extra}]'\n"
     )
+
+
+def test_needs_names_the_extra_only_for_the_extras_modules(monkeypatch):
+    from decomposer.cli.common import needs
+    from decomposer.core.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "snowballstemmer", None)
+    with pytest.raises(ConfigError) as caught, needs("match", "decomposer score"):
+        import snowballstemmer  # noqa: F401
+    assert str(caught.value) == (
+        "decomposer score needs the 'match' extra: pip install 'decomposer[match]'"
+    )
+    monkeypatch.setitem(sys.modules, "not_an_extra", None)
+    with pytest.raises(ImportError), needs("match", "decomposer score"):
+        import not_an_extra  # noqa: F401
 
 
 def test_postgres_url_without_the_driver_names_the_extra(cli, monkeypatch):

@@ -66,9 +66,23 @@ def require(extra: str, needed_by: str) -> None:
         try:
             importlib.import_module(module)
         except ImportError:
-            raise ConfigError(
-                f"{needed_by} needs the '{extra}' extra: pip install 'decomposer[{extra}]'"
-            ) from None
+            raise _missing(extra, needed_by) from None
+
+
+@contextmanager
+def needs(extra: str, needed_by: str) -> Iterator[None]:
+    """Like ``require``, for code that needs the extra only through what it imports today: the
+    one-line error appears only if one of the extra's modules is actually imported and missing."""
+    try:
+        yield
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] in EXTRAS[extra]:
+            raise _missing(extra, needed_by) from None
+        raise
+
+
+def _missing(extra: str, needed_by: str) -> ConfigError:
+    return ConfigError(f"{needed_by} needs the '{extra}' extra: pip install 'decomposer[{extra}]'")
 
 
 def out() -> Console:

@@ -2,8 +2,8 @@
 ``compare`` and ``regenerate``.
 
 They parse options and print; the work is in ``decomposer.catalog`` and ``decomposer.pages``,
-imported inside the commands. Pages align capabilities with NumPy and SciPy, so ``score``,
-``compare`` and ``regenerate`` need the ``match`` extra.
+imported inside the commands. Pages align capabilities with NumPy and SciPy, so ``compare`` and
+``regenerate`` need the ``match`` extra.
 """
 
 from __future__ import annotations
@@ -165,11 +165,12 @@ def score_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Print a tool's Rank and sub-scores (0–100); --explain shows how each was computed."""
-    common.require("match", "decomposer score")
     from rich.table import Table
 
     from decomposer.catalog.score import LABELS, SUBSCORES, explain, parse_weights, score_tool
-    from decomposer.pages.compare import load_snapshot
+
+    with common.needs("match", "decomposer score"):
+        from decomposer.pages.compare import load_snapshot
 
     w = parse_weights(weights)
     when = _as_of(as_of)
