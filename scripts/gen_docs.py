@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -120,15 +121,16 @@ def render_cli_reference() -> str:
         LC_ALL="C.UTF-8",
         PYTHONIOENCODING="utf-8",
     )
-    env["DECOMPOSER_HOME"] = str(REPO / ".decomposer")
-    done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--render-cli"],
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        check=False,
-    )
+    with tempfile.TemporaryDirectory(prefix="gen-docs-") as home:
+        env["DECOMPOSER_HOME"] = home
+        done = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--render-cli"],
+            env=env,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            check=False,
+        )
     if done.returncode != 0:
         raise DocsError(f"rendering the CLI reference failed:\n{done.stderr}")
     return done.stdout

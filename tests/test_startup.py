@@ -150,3 +150,11 @@ def test_usage_errors_print_usage_and_exit_2(cli):
     assert "Error: No such option: --bogus" in err
     code, _, err = cli("nope")
     assert code == 2 and "No such command 'nope'" in err
+
+
+def test_a_group_without_a_command_prints_its_help(cli):
+    code, out, err = cli()
+    assert code == 2 and err == ""
+    assert "Usage: decomposer [OPTIONS] COMMAND [ARGS]..." in out
+    code, out, err = cli("tool")
+    assert code == 2 and err == "" and "Usage: decomposer tool [OPTIONS] COMMAND" in out

@@ -114,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _show_usage_error(exc: typer.TyperException) -> None:
     """A usage error (unknown option, missing argument) as Click prints it: usage, then why."""
+    if not exc.format_message().strip():
+        return  # a group run without a command: its help is already on stdout
     show = getattr(exc, "show", None)
     if callable(show):
         show()
