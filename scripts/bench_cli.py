@@ -6,7 +6,8 @@ Each command is started as its own process against a temporary ``DECOMPOSER_HOME
 tool, so the figures include interpreter start, imports, opening the store and printing. CPU is
 user + system time of the child (``getrusage(RUSAGE_CHILDREN)`` deltas), wall time is measured
 around the process. Medians over ``--runs`` runs, after one warm-up run each so the page cache
-is hot. Target (issue 9): ``--help`` and ``tools`` under 0.6 CPU-seconds.
+is hot. Target (issue 9): ``--help`` and ``tools`` under 0.6 CPU-seconds. CPU time grows when
+other processes compete for the cores, so the load average is printed with the figures.
 """
 
 from __future__ import annotations
@@ -42,10 +43,12 @@ def run_once(argv: Sequence[str], env: Mapping[str, str]) -> tuple[float, float]
     return cpu, wall
 
 
-def measure(argv: Sequence[str], env: Mapping[str, str], runs: int) -> tuple[float, float]:
+def measure(argv: Sequence[str], env: Mapping[str, str], runs: int) -> tuple[float, float, float]:
+    """Median CPU, lowest CPU (the least disturbed run) and median wall seconds."""
     run_once(argv, env)
     samples = [run_once(argv, env) for _ in range(runs)]
-    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+    cpu = [s[0] for s in samples]
+    return statistics.median(cpu), min(cpu), statistics.median(s[1] for s in samples)
 
 
 def prepare(decomposer: str, home: Path) -> dict[str, str]:
@@ -74,15 +77,17 @@ def main() -> None:
             [args.decomposer, "capabilities", TOOL, "--json"],
         ),
     ]
-    print(f"machine: {describe()}; median of {args.runs} runs after one warm-up")
-    print(f"{'command':<40} {'CPU s':>7} {'wall s':>7} {'CPU - bare':>11}")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"machine: {describe()}; load average {load}")
+    print(f"medians (and the lowest CPU) of {args.runs} runs after one warm-up")
+    print(f"{'command':<40} {'CPU s':>7} {'min CPU':>7} {'wall s':>7} {'CPU - bare':>11}")
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
         env = prepare(args.decomposer, Path(tmp) / "home")
         bare = 0.0
         for label, argv in commands:
-            cpu, wall = measure(argv, env, args.runs)
+            cpu, least, wall = measure(argv, env, args.runs)
             bare = bare or cpu
-            print(f"{label:<40} {cpu:>7.3f} {wall:>7.3f} {cpu - bare:>+11.3f}")
+            print(f"{label:<40} {cpu:>7.3f} {least:>7.3f} {wall:>7.3f} {cpu - bare:>+11.3f}")
 
 
 if __name__ == "__main__":
