@@ -8,13 +8,13 @@ DECOMPOSER := $(BIN)/decomposer
 REPLAY := $(if $(MISTRAL_API_KEY),,--replay fixtures/recordings)
 PAGES = $${DECOMPOSER_HOME:-.decomposer}/pages
 
-.PHONY: install demo test lint typecheck check bench clean
+.PHONY: install demo test lint typecheck check bench docs clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[all,dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -48,11 +48,16 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
+# docs/cli.md and the module table in docs/architecture.md; tests/test_docs.py fails when stale.
+docs: $(STAMP)
+	$(BIN)/python scripts/gen_docs.py
+
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_ingest.py
 	$(BIN)/python scripts/bench_regenerate.py
 	$(BIN)/python scripts/bench_match.py
 	$(BIN)/python scripts/bench_extract.py --rps 20
+	$(BIN)/python scripts/bench_cli.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

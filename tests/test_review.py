@@ -402,7 +402,7 @@ def test_interactive_review_eof_quits_and_unknown_key_reprompts(cli, ids, monkey
 
 
 def test_editor_text_round_trip():
-    from decomposer.cli.review import editor_text, parse_editor_text
+    from decomposer.cli.interactive import editor_text, parse_editor_text
 
     fields = {
         "name": "N",

@@ -1,3 +1,5 @@
+"""`python -m decomposer`: the same entry point as the `decomposer` console script."""
+
 import sys
 
 from decomposer.cli.app import main

@@ -1,27 +1,29 @@
 """CLI commands for provider Batch APIs: ``batch status``, ``batch collect`` and ``batch list``,
-plus ``submit_batch`` which ``extract --batch`` calls. Thin shells over
-``decomposer.extraction.batch``.
+plus ``submit_batch``, which ``extract --batch`` calls.
 
-``decomposer.cli.app`` calls ``register(app)`` at its end; helpers from ``decomposer.cli.app`` are
-imported inside the commands so that either module can be imported first.
+They parse options and print; the work is in ``decomposer.extraction.batch``, imported inside the
+commands because it loads the provider SDKs.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import typer
-from rich.table import Table
 
-from decomposer.calls.runtime import RunSetup
-from decomposer.core.config import Settings
+from decomposer.cli import common
+from decomposer.cli.choices import BATCH_WAIT_S
 from decomposer.core.errors import InputError
-from decomposer.extraction import batch
-from decomposer.store import Store
+
+if TYPE_CHECKING:
+    import httpx
+
+    from decomposer.calls.runtime import RunSetup
+    from decomposer.core.config import Settings
+    from decomposer.extraction.batch import BatchInfo, BatchSubmission, CollectReport
+    from decomposer.store import Store
 
 batch_app = typer.Typer(
     help="Provider Batch APIs (half price, results within 24 h): status, collect, list.",
@@ -49,27 +51,31 @@ def register(app: typer.Typer) -> None:
 
 @asynccontextmanager
 async def _http() -> AsyncIterator[httpx.AsyncClient]:
+    import httpx
+
     async with httpx.AsyncClient(timeout=120.0, follow_redirects=True) as http:
         yield http
 
 
 def submit_batch(
     settings: Settings, store: Store, setup: RunSetup, tool: str, pack_tokens: int
-) -> batch.BatchSubmission:
+) -> BatchSubmission:
     """What ``extract --batch`` runs: submit, then say what happens next."""
-    from decomposer.cli.app import _out, _print_run
+    import asyncio
 
-    async def go() -> batch.BatchSubmission:
+    from decomposer.extraction import batch
+
+    async def go() -> BatchSubmission:
         async with _http() as http:
             return await batch.submit(
                 store, settings, setup, tool, pack_tokens=pack_tokens, http=http
             )
 
     sub = asyncio.run(go())
-    out = _out()
+    out = common.out()
     if sub.report is not None:
         out.print(f"{tool}: nothing to send — every request was answered from the cache")
-        _print_run(sub.report)
+        common.print_run(sub.report)
         return sub
     if not sub.batch_ids:
         out.print(
@@ -94,26 +100,28 @@ def status_cmd(
     ctx: typer.Context,
     target: TargetArg = None,
     wait: WaitOpt = False,
-    timeout: TimeoutOpt = batch.Backoff.deadline_s,
+    timeout: TimeoutOpt = BATCH_WAIT_S,
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the provider how batches are doing (and store the answer)."""
-    from decomposer.cli.app import _env, _print_json
+    import asyncio
+
+    from decomposer.extraction import batch
 
     if timeout <= 0:
         raise InputError("--timeout must be positive")
     backoff = batch.Backoff(deadline_s=timeout)
 
-    async def go(store: Store) -> list[batch.BatchInfo]:
+    async def go(store: Store) -> list[BatchInfo]:
         async with _http() as http:
             return await batch.status(
-                store, _env(ctx).settings, target, http=http, wait=wait, backoff=backoff
+                store, common.env(ctx).settings, target, http=http, wait=wait, backoff=backoff
             )
 
-    with _env(ctx).store() as store:
+    with common.env(ctx).store() as store:
         infos = asyncio.run(go(store))
     if as_json:
-        _print_json([i.as_dict() for i in infos])
+        common.print_json([i.as_dict() for i in infos])
         return
     _table(infos)
 
@@ -123,24 +131,26 @@ def collect_cmd(
     ctx: typer.Context,
     target: TargetArg = None,
     wait: WaitOpt = False,
-    timeout: TimeoutOpt = batch.Backoff.deadline_s,
+    timeout: TimeoutOpt = BATCH_WAIT_S,
 ) -> None:
     """Store finished batches' answers; failed, expired or invalid items are queued again."""
-    from decomposer.cli.app import _env, _out, _print_run
+    import asyncio
+
+    from decomposer.extraction import batch
 
     if timeout <= 0:
         raise InputError("--timeout must be positive")
     backoff = batch.Backoff(deadline_s=timeout)
 
-    async def go(store: Store) -> list[batch.CollectReport]:
+    async def go(store: Store) -> list[CollectReport]:
         async with _http() as http:
             return await batch.collect(
-                store, _env(ctx).settings, target, http=http, wait=wait, backoff=backoff
+                store, common.env(ctx).settings, target, http=http, wait=wait, backoff=backoff
             )
 
-    with _env(ctx).store() as store:
+    with common.env(ctx).store() as store:
         reports = asyncio.run(go(store))
-    out = _out()
+    out = common.out()
     if not reports:
         out.print("no batches to collect")
     for r in reports:
@@ -158,7 +168,7 @@ def collect_cmd(
             "at the batch price"
         )
         if r.report is not None:
-            _print_run(r.report)
+            common.print_run(r.report)
         elif r.requeued:
             out.print(
                 f"  finish them inline: `decomposer extract TOOL` with the run's provider and "
@@ -173,18 +183,18 @@ def list_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """List stored batches (no network): status as last seen, requests, answers stored."""
-    from decomposer.cli.app import _env, _print_json
+    from decomposer.extraction import batch
 
-    with _env(ctx).store() as store, store.transaction() as session:
+    with common.env(ctx).store() as store, store.transaction() as session:
         infos = batch.list_batches(session, target)
     if as_json:
-        _print_json([i.as_dict() for i in infos])
+        common.print_json([i.as_dict() for i in infos])
         return
     _table(infos)
 
 
-def _table(infos: list[batch.BatchInfo]) -> None:
-    from decomposer.cli.app import _out
+def _table(infos: list[BatchInfo]) -> None:
+    from rich.table import Table
 
     table = Table(
         "batch",
@@ -209,4 +219,4 @@ def _table(infos: list[batch.BatchInfo]) -> None:
             str(i.requeued),
             "yes" if i.collected else ("ready" if i.terminal else "no"),
         )
-    _out().print(table)
+    common.out().print(table)

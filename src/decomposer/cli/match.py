@@ -1,8 +1,8 @@
 """CLI commands for the match graph: ``match import-queries``, ``match run``, ``match explain``
-and ``match similar``. Thin shells over ``decomposer.matching.match``, ``align`` and ``embed``.
+and ``match similar``.
 
-``decomposer.cli.app`` calls ``register(app)`` at its end; helpers from ``decomposer.cli.app`` are
-imported inside the commands so that either module can be imported first.
+They parse options and print; the work is in ``decomposer.matching`` (match, align, embed),
+imported inside the commands because it needs NumPy and SciPy (the ``match`` extra).
 """
 
 from __future__ import annotations
@@ -11,23 +11,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import typer
-from rich.table import Table
 
-from decomposer.core.config import Settings
+from decomposer.cli import common
+from decomposer.cli.choices import EMBEDDERS, MATCHES_PER_QUERY
 from decomposer.core.errors import InputError
-from decomposer.core.vocab import MATCHES_PER_QUERY
-from decomposer.matching import match
-from decomposer.matching.embed import EMBEDDERS, Embedder, VectorCache, make_embedder
-from decomposer.store import Store
+
+if TYPE_CHECKING:
+    from decomposer.core.config import Settings
+    from decomposer.matching.embed import Embedder
+    from decomposer.store import Store
 
 match_app = typer.Typer(
     help="Search queries, the match graph (Times Matched) and capability alignment.",
     no_args_is_help=True,
 )
+
+
+@match_app.callback()
+def _needs_match_extra(ctx: typer.Context) -> None:
+    common.require("match", f"decomposer match {ctx.invoked_subcommand}")
+
+
 EmbedderOpt = Annotated[
     str,
     typer.Option(
@@ -66,6 +73,10 @@ def _embedder(
     match_threshold: float | None = None,
 ) -> Iterator[Embedder]:
     """The chosen embedder; provider vectors are cached in the store."""
+    import httpx
+
+    from decomposer.matching.embed import VectorCache, make_embedder
+
     if name == "lexical":
         yield make_embedder(
             settings, name, align_threshold=align_threshold, match_threshold=match_threshold
@@ -98,13 +109,13 @@ def import_queries_cmd(
     ] = False,
 ) -> None:
     """Import user search queries; a bad line is refused with its number and nothing is stored."""
-    from decomposer.cli.app import _env, _out
     from decomposer.core.clock import utcnow
+    from decomposer.matching import match
 
     lines = match.parse_queries(file)
-    with _env(ctx).store() as store, store.transaction() as session:
+    with common.env(ctx).store() as store, store.transaction() as session:
         report = match.import_queries(session, lines, now=utcnow(), replace=replace)
-    _out().print(
+    common.out().print(
         f"{file}: {report.queries} queries ({report.searches:,} searches), {report.added} new, "
         f"{report.counts_changed} counts set, {report.counts_unchanged} unchanged. "
         "Next: `decomposer match run`",
@@ -132,19 +143,21 @@ def run_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Match every query to its top-k capabilities across all tools; store the match graph."""
-    from decomposer.cli.app import _env, _out, _print_json
-    from decomposer.core.clock import utcnow
+    from rich.table import Table
 
-    env = _env(ctx)
+    from decomposer.core.clock import utcnow
+    from decomposer.matching import match
+
+    env = common.env(ctx)
     with (
         env.store() as store,
         _embedder(env.settings, store, embedder, model, base_url, match_threshold=threshold) as emb,
     ):
         report = match.run_match(store, emb, now=utcnow(), k=top_k)
     if as_json:
-        _print_json(asdict(report))
+        common.print_json(asdict(report))
         return
-    out = _out()
+    out = common.out()
     out.print(
         f"match run {report.run_id}: {report.queries} queries × {report.capabilities} "
         f"capabilities with {report.model}, top {report.top_k}: {report.edges} edges; "
@@ -166,14 +179,14 @@ def explain_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """List the queries that matched a tool, and why (capability, rank, score, shared words)."""
-    from decomposer.cli.app import _env, _out, _print_json
+    from decomposer.matching import match
 
-    with _env(ctx).store() as store, store.transaction() as session:
+    with common.env(ctx).store() as store, store.transaction() as session:
         result = match.explain(session, tool)
     if as_json:
-        _print_json(asdict(result))
+        common.print_json(asdict(result))
         return
-    out = _out()
+    out = common.out()
     if result.run_id is None:
         out.print(
             f"{tool}: no match graph yet — run `decomposer match import-queries FILE` and "
@@ -222,11 +235,11 @@ def similar_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """List the tools sharing the most capabilities with TOOL (its alternatives), with the pairs."""
-    from decomposer.cli.app import _env, _out, _print_json
+    from decomposer.matching import match
 
     if limit < 1:
         raise InputError("--limit must be at least 1")
-    env = _env(ctx)
+    env = common.env(ctx)
     with (
         env.store() as store,
         _embedder(env.settings, store, embedder, model, base_url, align_threshold=threshold) as emb,
@@ -236,7 +249,7 @@ def similar_cmd(
             session, tool, emb, include_unreviewed=include_unreviewed, limit=limit
         )
     if as_json:
-        _print_json(
+        common.print_json(
             {
                 "tool": tool,
                 "similar": [
@@ -253,7 +266,7 @@ def similar_cmd(
             }
         )
         return
-    out = _out()
+    out = common.out()
     if not results:
         out.print(f"{tool}: no other tool shares a capability with it", markup=False)
         return

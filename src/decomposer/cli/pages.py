@@ -1,38 +1,27 @@
 """CLI commands for the catalogue, scores and pages: ``tool import``, ``tool show``, ``score``,
-``compare`` and ``regenerate``. Thin shells over catalogue/score/compare/render/regenerate.
+``compare`` and ``regenerate``.
 
-``decomposer.cli.app`` calls ``register(app, tool_app)`` at its end; helpers from
-``decomposer.cli.app`` are imported inside the commands so that either module can be imported first.
+They parse options and print; the work is in ``decomposer.catalog`` and ``decomposer.pages``,
+imported inside the commands. Pages align capabilities with NumPy and SciPy, so ``compare`` and
+``regenerate`` need the ``match`` extra.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from sqlalchemy import func, select
 
-from decomposer.catalog.catalogue import (
-    effective_profile,
-    import_catalogue,
-    load_catalogue,
-    load_facts,
-)
-from decomposer.catalog.score import LABELS, SUBSCORES, explain, parse_weights, score_tool
+from decomposer.cli import common
+from decomposer.cli.choices import CAPABILITIES_PER_SIDE, FORMATS
 from decomposer.core.errors import InputError
-from decomposer.core.vocab import CAPABILITIES_PER_SIDE
-from decomposer.pages.compare import Copywriter, Options, compare, load_snapshot
-from decomposer.pages.render import FORMATS, Renderer
-from decomposer.store.catalogue_models import CatalogueEntry
-from decomposer.store.models import Capability
-from decomposer.store.tools import get_tool
+
+if TYPE_CHECKING:
+    from decomposer.pages.compare import Options
 
 WeightsOpt = Annotated[
     str | None,
@@ -55,14 +44,6 @@ UnreviewedOpt = Annotated[
 TopKOpt = Annotated[int, typer.Option("--top-k", help="Capabilities shown per tool.")]
 
 
-def register(app: typer.Typer, tool_app: typer.Typer) -> None:
-    tool_app.command("import")(tool_import)
-    tool_app.command("show")(tool_show)
-    app.command("score")(score_cmd)
-    app.command("compare")(compare_cmd)
-    app.command("regenerate")(regenerate_cmd)
-
-
 def _as_of(text: str | None) -> date:
     if text is None:
         from decomposer.core.clock import utcnow
@@ -77,6 +58,9 @@ def _as_of(text: str | None) -> date:
 def _options(
     top_k: int, include_unreviewed: bool, weights: str | None, as_of: str | None
 ) -> Options:
+    from decomposer.catalog.score import parse_weights
+    from decomposer.pages.compare import Options
+
     if top_k < 1:
         raise InputError("--top-k must be at least 1")
     return Options(
@@ -92,14 +76,14 @@ def tool_import(
     file: Annotated[Path, typer.Argument(help="Catalogue TOML file (see docs/comparator.md).")],
 ) -> None:
     """Create or update tools, pricing and score signals from a catalogue file."""
-    from decomposer.cli.app import _env, _out, _print_changes
+    from decomposer.catalog.catalogue import import_catalogue, load_catalogue
     from decomposer.core.clock import utcnow
 
     specs = load_catalogue(file)
-    with _env(ctx).store() as store, store.transaction() as session:
+    with common.env(ctx).store() as store, store.transaction() as session:
         report = import_catalogue(session, specs, source=str(file), now=utcnow())
-    _print_changes(
-        _out(),
+    common.print_changes(
+        common.out(),
         str(file),
         [("added", report.added), ("updated", report.updated), ("unchanged", report.unchanged)],
     )
@@ -111,9 +95,14 @@ def tool_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a tool: catalogue entry, signals, profile (with where each value came from), counts."""
-    from decomposer.cli.app import _env, _out, _print_json
+    from sqlalchemy import func, select
 
-    with _env(ctx).store() as store, store.transaction() as session:
+    from decomposer.catalog.catalogue import effective_profile, load_facts
+    from decomposer.store.catalogue_models import CatalogueEntry
+    from decomposer.store.models import Capability
+    from decomposer.store.tools import get_tool
+
+    with common.env(ctx).store() as store, store.transaction() as session:
         row = get_tool(session, tool)
         entry = session.get(CatalogueEntry, row.id)
         facts = load_facts(session, [row.id]).get(row.id, [])
@@ -146,9 +135,9 @@ def tool_show(
             },
         }
     if as_json:
-        _print_json(data)
+        common.print_json(data)
         return
-    out = _out()
+    out = common.out()
     out.print(f"[bold]{data['name']}[/] ({data['slug']})")
     for key in ("vendor", "type", "homepage"):
         out.print(f"  {key}: {data[key] or '—'}", markup=False)
@@ -176,19 +165,24 @@ def score_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Print a tool's Rank and sub-scores (0–100); --explain shows how each was computed."""
-    from decomposer.cli.app import _env, _out, _print_json
+    from rich.table import Table
+
+    from decomposer.catalog.score import LABELS, SUBSCORES, explain, parse_weights, score_tool
+
+    with common.needs("match", "decomposer score"):
+        from decomposer.pages.compare import load_snapshot
 
     w = parse_weights(weights)
     when = _as_of(as_of)
-    with _env(ctx).store() as store, store.transaction() as session:
+    with common.env(ctx).store() as store, store.transaction() as session:
         snap = load_snapshot(session, [tool])
     card = score_tool(snap.tools[tool].inputs(), snap.context, w, when)
     if as_json:
-        _print_json(
+        common.print_json(
             {"tool": tool, "as_of": when.isoformat(), "weights": w.as_dict(), **card.as_json()}
         )
         return
-    out = _out()
+    out = common.out()
     if explain_:
         for line in explain(card, w):
             out.print(line, markup=False)
@@ -219,8 +213,10 @@ def compare_cmd(
     """Write the "A vs B" comparison page from reviewed records."""
     import sys
 
-    from decomposer.cli.app import _env, _out
+    common.require("match", "decomposer compare")
+    from decomposer.pages.compare import Copywriter, compare
     from decomposer.pages.regenerate import write_atomic
+    from decomposer.pages.render import Renderer
 
     if fmt is None:
         suffix = out_path.suffix.lstrip(".").lower() if out_path else ""
@@ -232,7 +228,7 @@ def compare_cmd(
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
     options = _options(top_k, include_unreviewed, weights, as_of)
-    with _env(ctx).store() as store, store.transaction() as session:
+    with common.env(ctx).store() as store, store.transaction() as session:
         comparison = compare(session, a, b, options=options, copy=Copywriter())
     text = Renderer().render(comparison, fmt)
     if out_path is None:
@@ -245,20 +241,19 @@ def compare_cmd(
     except OSError as exc:
         raise InputError(f"cannot create {out_path.parent}: {exc.strerror}") from None
     write_atomic(out_path, text)
-    _out().print(f"wrote {out_path} ({fmt})", markup=False)
+    common.out().print(f"wrote {out_path} ({fmt})", markup=False)
 
 
 @contextmanager
-def _bar(total_hint: str) -> Iterator[Any]:
-    console = Console(stderr=True)
-    bar = Progress(
+def _bar(total_hint: str) -> Iterator[Callable[[int, int], None]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    bar = common.progress(
         TextColumn(f"[bold]{total_hint}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("pairs"),
         TimeElapsedColumn(),
-        console=console,
-        disable=not console.is_terminal,
     )
     task: dict[str, Any] = {}
 
@@ -294,10 +289,10 @@ def regenerate_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Rebuild comparison pages whose inputs changed; unchanged pages are not touched."""
-    from decomposer.cli.app import _env, _out, _print_json
+    common.require("match", "decomposer regenerate")
     from decomposer.pages.regenerate import pair_summary, read_pairs, regenerate
 
-    env = _env(ctx)
+    env = common.env(ctx)
     if all_ and pairs_file is not None:
         raise InputError("use either --all or --pairs FILE, not both")
     pairs = read_pairs(pairs_file) if pairs_file is not None else None
@@ -315,9 +310,9 @@ def regenerate_cmd(
             on_progress=update,
         )
     if as_json:
-        _print_json(pair_summary(report))
+        common.print_json(pair_summary(report))
         return
-    out = _out()
+    out = common.out()
     for pair, reason in report.skipped:
         out.print(f"skipped {pair}: {reason}", markup=False)
     out.print(

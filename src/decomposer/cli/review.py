@@ -1,43 +1,28 @@
-"""CLI commands for reviewing: ``review`` (interactive), ``approve``, ``reject``, ``edit``,
-``history`` and ``serve`` (the web UI). Thin shells over ``decomposer.review.actions`` and
-``decomposer.web``.
+"""CLI commands for reviewing by id or in bulk: ``approve``, ``reject``, ``edit``, ``history``,
+and ``serve`` (the web UI).
 
-``decomposer.cli.app`` calls ``register(app)`` at its end; helpers from ``decomposer.cli.app`` are
-imported inside the commands so that either module can be imported first.
+The interactive ``review`` is in ``decomposer.cli.interactive``. These commands parse options
+and print; the work is in ``decomposer.review.actions`` and ``decomposer.web``, imported inside
+the commands.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
-from pathlib import Path
-from typing import Annotated, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-from sqlalchemy.orm import Session
 
-from decomposer.core.config import Settings
-from decomposer.core.errors import ConfigError, ConflictError, InputError
-from decomposer.review.actions import (
-    FIELDS,
-    Filter,
-    Outcome,
-    bulk,
-    evidence_context,
-    get_capability,
-    history,
-    open_proposal,
-    parse_where,
-    review_many,
-    select_capabilities,
-    submit,
-)
-from decomposer.store import Store
+from decomposer.cli import common
+from decomposer.cli.choices import REVIEW_FIELDS
+from decomposer.core.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from decomposer.core.config import Settings
+    from decomposer.review.actions import Filter, Outcome
+    from decomposer.store import Store
 
 ReviewerOpt = Annotated[
     str | None,
@@ -70,15 +55,6 @@ DryRunOpt = Annotated[
 ]
 
 
-def register(app: typer.Typer) -> None:
-    app.command("review")(review_cmd)
-    app.command("approve")(approve_cmd)
-    app.command("reject")(reject_cmd)
-    app.command("edit")(edit_cmd)
-    app.command("history")(history_cmd)
-    app.command("serve")(serve_cmd)
-
-
 def reviewer_name(option: str | None, settings: Settings) -> str:
     """``--reviewer``, else ``$DECOMPOSER_REVIEWER`` or config.toml's ``[review] reviewer``;
     refuse rather than guess."""
@@ -92,16 +68,15 @@ def reviewer_name(option: str | None, settings: Settings) -> str:
     return name
 
 
-def _now() -> Any:
+def now() -> datetime:
+    """The review clock, read at the moment each action is stored."""
     from decomposer.core.clock import utcnow
 
     return utcnow()
 
 
 def _print_outcomes(outcomes: list[Outcome], verb: str) -> None:
-    from decomposer.cli.app import _out
-
-    out = _out()
+    out = common.out()
     for o in outcomes:
         extra = (
             f" ({', '.join(k for k in o.changes if k != 'status')} edited)"
@@ -125,7 +100,7 @@ def _act(
     reviewer: str | None,
     verb: str,
 ) -> None:
-    from decomposer.cli.app import _env
+    from decomposer.review.actions import Filter, bulk, parse_where, review_many, submit
 
     if ids and (tool or where):
         raise InputError("give capability ids or --tool/--where, not both")
@@ -133,8 +108,8 @@ def _act(
         raise InputError("name the capabilities", hint="give ids, or --tool T [--where ...]")
     if expect_version is not None and (not ids or len(ids) != 1):
         raise InputError("--expect-version needs exactly one capability id")
-    who = reviewer_name(reviewer, _env(ctx).settings)
-    with _env(ctx).store() as store:
+    who = reviewer_name(reviewer, common.env(ctx).settings)
+    with common.env(ctx).store() as store:
         if not ids:
             f = parse_where(where or [], Filter(tool=tool))
             if f.statuses is None and f.pending is None and f.proposal is None:
@@ -142,7 +117,7 @@ def _act(
             if dry_run:
                 _list_matches(store, f)
                 return
-            outcomes = bulk(store, f, action, reviewer=who, now=_now, note=note)
+            outcomes = bulk(store, f, action, reviewer=who, now=now, note=note)
         elif dry_run:
             raise InputError("--dry-run is for bulk --tool/--where selections")
         elif len(ids) == 1:
@@ -152,23 +127,23 @@ def _act(
                     ids[0],
                     action,
                     reviewer=who,
-                    now=_now,
+                    now=now,
                     expected_version=expect_version,
                     note=note,
                 )
             ]
         else:
-            outcomes = review_many(store, ids, action, reviewer=who, now=_now, note=note)
+            outcomes = review_many(store, ids, action, reviewer=who, now=now, note=note)
     _print_outcomes(outcomes, verb)
 
 
 def _list_matches(store: Store, f: Filter) -> None:
-    from decomposer.cli.app import _out
+    from decomposer.review.actions import select_capabilities
 
     with store.transaction() as session:
         caps = select_capabilities(session, f)
         lines = [f"would change {c.id}: {c.status} · {c.category} · {c.name}" for c in caps]
-    out = _out()
+    out = common.out()
     for line in lines:
         out.print(line, markup=False)
     out.print(f"{len(lines)} capabilities match", markup=False)
@@ -217,7 +192,7 @@ def edit_cmd(
     cap_id: Annotated[str, typer.Argument(help="Capability id.")],
     fields: Annotated[
         list[str],
-        typer.Option("--field", help=f"Field to change, repeatable: {', '.join(FIELDS)}."),
+        typer.Option("--field", help=f"Field to change, repeatable: {', '.join(REVIEW_FIELDS)}."),
     ],
     values: Annotated[
         list[str], typer.Option("--value", help="New value, one per --field, in order.")
@@ -230,19 +205,19 @@ def edit_cmd(
     reviewer: ReviewerOpt = None,
 ) -> None:
     """Change a capability's text; the old text stays in its history."""
-    from decomposer.cli.app import _env
+    from decomposer.review.actions import submit
 
     if len(fields) != len(values):
         raise InputError("give one --value for each --field")
     changes = dict(zip(fields, values, strict=True))
-    who = reviewer_name(reviewer, _env(ctx).settings)
-    with _env(ctx).store() as store:
+    who = reviewer_name(reviewer, common.env(ctx).settings)
+    with common.env(ctx).store() as store:
         outcome = submit(
             store,
             cap_id,
             "approve" if approve else "edit",
             reviewer=who,
-            now=_now,
+            now=now,
             expected_version=expect_version,
             changes=changes,
             note=note,
@@ -256,12 +231,15 @@ def history_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show every change to a capability: who, when, what, before and after."""
-    from decomposer.cli.app import _env, _out, _print_json
+    from rich.table import Table
+    from rich.text import Text
 
-    with _env(ctx).store() as store, store.transaction() as session:
+    from decomposer.review.actions import history
+
+    with common.env(ctx).store() as store, store.transaction() as session:
         events = history(session, cap_id)
     if as_json:
-        _print_json(events)
+        common.print_json(events)
         return
     table = Table("when", "who", "action", "status", "v", "changes", "note", box=None)
     for e in events:
@@ -282,7 +260,7 @@ def history_cmd(
             Text(changes),
             Text(e["note"] or ""),
         )
-    _out().print(table)
+    common.out().print(table)
 
 
 def _short(value: Any, width: int = 60) -> str:
@@ -298,292 +276,13 @@ def serve_cmd(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
     """Run the review web UI and JSON API (docs at /docs)."""
+    common.require("web", "decomposer serve")
     import uvicorn
 
-    from decomposer.cli.app import _env
     from decomposer.web import create_app, ui_settings
 
-    env = _env(ctx)
+    env = common.env(ctx)
     ui = ui_settings(os.environ, host)
     app = create_app(env.settings, ui)
     sys.stderr.write(f"decomposer review UI on http://{host}:{port}/ (Ctrl-C to stop)\n")
     uvicorn.run(app, host=host, port=port, log_level="warning")
-
-
-# --- interactive review -----------------------------------------------------------------------
-
-KEYS = "[a]pprove  [r]eject  [e]dit+approve  [k]eep current  [s]kip  [q]uit"
-
-
-def review_cmd(
-    ctx: typer.Context,
-    tool: Annotated[str, typer.Argument(help="Tool slug.")],
-    reviewer: ReviewerOpt = None,
-    restart: Annotated[
-        bool, typer.Option("--restart", help="Start from the first pending capability.")
-    ] = False,
-) -> None:
-    """Review a tool's pending capabilities one by one, with their evidence in context.
-
-    Keys: a approve, r reject, e edit in $EDITOR then approve, k keep current (dismiss a
-    re-extraction change), s skip, q quit. Every action is saved at once; run it again to
-    resume after the last capability you saw.
-    """
-    from decomposer.cli.app import _env, _out
-
-    env = _env(ctx)
-    who = reviewer_name(reviewer, env.settings)
-    cursor = env.settings.home / "review" / f"{tool}.cursor"
-    out = _out()
-    with env.store() as store:
-        with store.transaction() as session:
-            ids = [c.id for c in select_capabilities(session, Filter(tool=tool, pending=True))]
-            start = _resume_at(session, ids, cursor, restart)
-        queue = ids[start:] + ids[:start]
-        if not queue:
-            out.print(f"{tool}: nothing to review", markup=False)
-            _clear(cursor)
-            return
-        out.print(f"{tool}: {len(queue)} capabilities to review", markup=False)
-        done = 0
-        for index, cap_id in enumerate(queue, 1):
-            result = _review_one(store, out, cap_id, who, index, len(queue))
-            if result == "quit":
-                _save(cursor, cap_id)
-                out.print(f"stopped; {done} reviewed. Run it again to continue.", markup=False)
-                return
-            _save(cursor, cap_id)
-            done += result == "done"
-    _clear(cursor)
-    out.print(f"{tool}: end of the queue; {done} reviewed", markup=False)
-
-
-def _resume_at(session: Session, ids: list[str], cursor: Path, restart: bool) -> int:
-    if restart or not cursor.is_file() or not ids:
-        return 0
-    last = cursor.read_text("utf-8").strip()
-    if last in ids:
-        return (ids.index(last) + 1) % len(ids)
-    from decomposer.store.models import Capability
-
-    cap = session.get(Capability, last)
-    if cap is None:
-        return 0
-    key = (cap.category, cap.name, cap.id)
-    for i, cid in enumerate(ids):
-        other = session.get(Capability, cid)
-        if other is not None and (other.category, other.name, other.id) > key:
-            return i
-    return 0
-
-
-def _save(cursor: Path, cap_id: str) -> None:
-    try:
-        cursor.parent.mkdir(parents=True, exist_ok=True)
-        cursor.write_text(cap_id + "\n", "utf-8")
-    except OSError:
-        pass
-
-
-def _clear(cursor: Path) -> None:
-    cursor.unlink(missing_ok=True)
-
-
-def read_key(prompt: str) -> str:
-    """One key: a keypress on a terminal, else the first letter of the next input line."""
-    sys.stdout.write(prompt + " ")
-    sys.stdout.flush()
-    if sys.stdin.isatty():
-        key = click.getchar()
-        sys.stdout.write(key + "\n")
-        return key.lower()
-    line = sys.stdin.readline()
-    if not line:
-        return "q"
-    return (line.strip()[:1] or " ").lower()
-
-
-def read_line(prompt: str) -> str:
-    sys.stdout.write(prompt + " ")
-    sys.stdout.flush()
-    return sys.stdin.readline().strip()
-
-
-def _review_one(store: Store, out: Console, cap_id: str, who: str, index: int, total: int) -> str:
-    while True:
-        with store.transaction() as session:
-            cap = get_capability(session, cap_id)
-            version = cap.version
-            status = cap.status
-            proposal = open_proposal(session, cap_id)
-            kind = proposal.kind if proposal else None
-            _show(session, out, cap_id, index, total)
-            current = {f: getattr(cap, f) for f in FIELDS}
-        key = read_key(KEYS)
-        try:
-            if key == "q":
-                return "quit"
-            if key == "s":
-                return "skipped"
-            if key == "a":
-                note = (
-                    read_line("note (why approve without evidence):")
-                    if status == "ungrounded"
-                    else None
-                )
-                _done(
-                    out,
-                    submit(
-                        store,
-                        cap_id,
-                        "approve",
-                        reviewer=who,
-                        now=_now,
-                        expected_version=version,
-                        note=note,
-                    ),
-                )
-                return "done"
-            if key == "r":
-                note = read_line("note (optional):")
-                _done(
-                    out,
-                    submit(
-                        store,
-                        cap_id,
-                        "reject",
-                        reviewer=who,
-                        now=_now,
-                        expected_version=version,
-                        note=note or None,
-                    ),
-                )
-                return "done"
-            if key == "k" and kind is not None:
-                _done(
-                    out,
-                    submit(store, cap_id, "keep", reviewer=who, now=_now, expected_version=version),
-                )
-                return "done"
-            if key == "e":
-                changes = edit_in_editor(cap_id, current)
-                if changes is None:
-                    out.print("edit cancelled", markup=False)
-                    continue
-                note = "approved after editing" if status == "ungrounded" else None
-                _done(
-                    out,
-                    submit(
-                        store,
-                        cap_id,
-                        "approve",
-                        reviewer=who,
-                        now=_now,
-                        expected_version=version,
-                        changes=changes,
-                        note=note,
-                    ),
-                )
-                return "done"
-            out.print(f"unknown key {key!r}: {KEYS}", markup=False)
-        except ConflictError as exc:
-            out.print(f"conflict: {exc}", markup=False)
-        except InputError as exc:
-            out.print(f"not done: {exc}", markup=False)
-
-
-def _done(out: Console, o: Outcome) -> None:
-    out.print(f"→ {o.status} (version {o.version})", markup=False)
-
-
-_SECTION = re.compile(r"^\[([a-z_]+)\]\s*$")
-
-
-def editor_text(cap_id: str, fields: dict[str, str]) -> str:
-    lines = [
-        f"# Editing {cap_id}. Lines starting with '#' are ignored.",
-        "# Save and close to approve with these edits; delete everything to cancel.",
-    ]
-    for name in FIELDS:
-        lines += [f"[{name}]", fields[name], ""]
-    return "\n".join(lines)
-
-
-def parse_editor_text(text: str) -> dict[str, str] | None:
-    """The fields from an edited buffer; ``None`` when emptied (cancel)."""
-    values: dict[str, list[str]] = {}
-    current: str | None = None
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        m = _SECTION.match(line)
-        if m is not None:
-            current = m.group(1)
-            if current not in FIELDS:
-                raise InputError(f"unknown field [{current}] in the edited text")
-            values[current] = []
-        elif current is not None:
-            values[current].append(line)
-    if not values:
-        return None
-    return {k: "\n".join(v).strip() for k, v in values.items()}
-
-
-def edit_in_editor(cap_id: str, fields: dict[str, str]) -> dict[str, str] | None:
-    """Open $EDITOR on the fields; return the changed ones, or ``None`` if cancelled."""
-    edited = click.edit(editor_text(cap_id, fields), extension=".txt", require_save=True)
-    if edited is None:
-        return None
-    parsed = parse_editor_text(edited)
-    if parsed is None:
-        return None
-    changes = {k: v for k, v in parsed.items() if v != fields.get(k)}
-    return changes or None
-
-
-def _show(session: Session, out: Console, cap_id: str, index: int, total: int) -> None:
-    cap = get_capability(session, cap_id)
-    proposal = open_proposal(session, cap_id)
-    out.rule(f"{index}/{total}  {cap.id}")
-    title = Text()
-    title.append(cap.name, style="bold")
-    title.append(f"   {cap.category} · {cap.status} · version {cap.version}", style="dim")
-    out.print(title)
-    for label, name in (
-        ("", "description"),
-        ("Unique: ", "unique"),
-        ("vs alternatives: ", "vs_alternatives"),
-    ):
-        out.print(Text(label + getattr(cap, name)))
-    if proposal is not None and proposal.kind == "changed":
-        out.print(
-            Text("Re-extraction proposes (a = apply, k = keep current):", style="bold magenta")
-        )
-        for name, pair in proposal.changes.items():
-            out.print(Text(f"  {name}:", style="bold"))
-            out.print(Text(f"  - {pair['old']}", style="red"))
-            out.print(Text(f"  + {pair['new']}", style="green"))
-    elif proposal is not None and proposal.kind == "vanished":
-        out.print(
-            Text(
-                f"No longer found in the docs (was {proposal.previous_status}): "
-                "a/k = keep it, r = reject it",
-                style="bold magenta",
-            )
-        )
-    if not cap.evidence:
-        out.print(Text("  (no evidence)", style="dim"))
-    for ev in cap.evidence:
-        doc = ev.document
-        where = (
-            f"{doc.source}:{ev.start}-{ev.end}" if doc and ev.grounded else "NOT FOUND in the docs"
-        )
-        out.print(Text(f"  evidence ({where}):", style="dim"))
-        if doc is not None and ev.start is not None and ev.end is not None:
-            ctx = evidence_context(doc.text, ev.start, ev.end)
-            text = Text("    …" + ctx["before"])
-            text.append(ctx["match"], style="bold black on yellow")
-            text.append(ctx["after"] + "…")
-            out.print(text)
-        else:
-            out.print(Text(f'    "{ev.quote}"', style="red"))

@@ -1,25 +1,32 @@
-"""Opening the database: engine settings, migrations to head, sessions with one transaction."""
+"""Opening the database: engine settings, migrations to head, sessions with one transaction.
+
+Alembic is imported only when the schema is behind: a current database is recognised by comparing
+its ``alembic_version`` row with the head revision read from the migration files, which keeps
+every command's start-up free of Alembic's import cost.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from decomposer.core.errors import StoreError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_REVISION = re.compile(r"^(down_revision|revision)\b[^=]*=\s*(?:\"([^\"]*)\"|'([^']*)'|None)", re.M)
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,8 @@ class Store:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -74,8 +83,49 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+@cache
+def head_revision(versions: Path = MIGRATIONS / "versions") -> str | None:
+    """The one revision no other migration builds on, read from the files without Alembic.
+
+    ``None`` when the files do not form a single chain (branches, merges, unusual syntax): then
+    Alembic decides.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in versions.glob("*.py"):
+        found = {m[1]: m[2] or m[3] or None for m in _REVISION.finditer(path.read_text("utf-8"))}
+        if not found.get("revision"):
+            return None
+        revisions.add(str(found["revision"]))
+        if found.get("down_revision"):
+            parents.add(str(found["down_revision"]))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def stored_revision(conn: Connection) -> str | None:
+    """The revision recorded in the database; ``None`` for an empty one."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return str(rows[0]) if len(rows) == 1 else None
+
+
 def migrate(engine: Engine, url: str) -> None:
     """Upgrade to the newest schema when the database is behind; a no-op otherwise."""
+    head = head_revision()
+    if head is not None:
+        with engine.connect() as conn:
+            if stored_revision(conn) == head:
+                return
+    _upgrade(engine, url)
+
+
+def _upgrade(engine: Engine, url: str) -> None:
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()

@@ -1,0 +1,135 @@
+"""What every sub-CLI shares: the environment a command runs in, output helpers and extras checks.
+
+A leaf module: sub-CLIs import it, it imports no command module, and it stays light (no store, no
+SDK) so that ``decomposer --help`` starts quickly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+
+from decomposer.core.config import Settings
+from decomposer.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, ProgressColumn
+
+    from decomposer.extraction.run import RunReport
+    from decomposer.store import Store
+
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "web": ("fastapi", "uvicorn", "fastapi_offline", "python_multipart", "itsdangerous"),
+    "queue": ("celery", "redis"),
+    "match": ("numpy", "scipy", "snowballstemmer"),
+    "postgres": ("psycopg",),
+}
+"""The optional parts of the install (pyproject extras) and the modules each one brings."""
+
+
+@dataclass(frozen=True)
+class Env:
+    """What ``main`` hands every command through the Click context."""
+
+    settings: Settings
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        from decomposer.store import open_store
+
+        if self.settings.database_url.startswith("postgresql"):
+            require("postgres", "a PostgreSQL database")
+        store = open_store(self.settings.database_url)
+        try:
+            yield store
+        finally:
+            store.dispose()
+
+
+def env(ctx: typer.Context) -> Env:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Env)
+    return obj
+
+
+def require(extra: str, needed_by: str) -> None:
+    """Fail with one line naming the extra to install when one of its modules is missing."""
+    for module in EXTRAS[extra]:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise _missing(extra, needed_by) from None
+
+
+@contextmanager
+def needs(extra: str, needed_by: str) -> Iterator[None]:
+    """Like ``require``, for code that needs the extra only through what it imports today: the
+    one-line error appears only if one of the extra's modules is actually imported and missing."""
+    try:
+        yield
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] in EXTRAS[extra]:
+            raise _missing(extra, needed_by) from None
+        raise
+
+
+def _missing(extra: str, needed_by: str) -> ConfigError:
+    return ConfigError(f"{needed_by} needs the '{extra}' extra: pip install 'decomposer[{extra}]'")
+
+
+def out() -> Console:
+    """Stdout console; wide when piped so summaries and tables are not wrapped at 80 columns."""
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=160)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def print_changes(
+    console: Console, subject: str, groups: Sequence[tuple[str, Sequence[str]]], tail: str = ""
+) -> None:
+    """Each item under its label, then one line of counts (ingest, catalogue import)."""
+    for label, items in groups:
+        for item in items:
+            console.print(f"{label}: {item}")
+    counts = ", ".join(f"{len(items)} {label.split(' ')[0]}" for label, items in groups)
+    console.print(f"{subject}: {counts}{tail}")
+
+
+def print_run(report: RunReport) -> None:
+    """The two-line summary of a finished extraction run (inline, Batch or cache-only)."""
+    p = report.progress
+    console = out()
+    console.print(
+        f"[bold]{report.tool}[/]: run {report.run_id} succeeded — {p.chunks} chunks in "
+        f"{p.total} requests: {p.calls} calls, {p.cache_hits} cache hits, {p.input_tokens:,} in / "
+        f"{p.output_tokens:,} out tokens, ${p.cost_usd:.4f}"
+    )
+    c = report.changes
+    console.print(
+        f"  {report.capabilities} capabilities: {c.created} new, {c.refreshed} updated, "
+        f"{c.proposed} changes proposed for review, {c.reappeared} back after vanishing, "
+        f"{c.ungrounded} ungrounded"
+    )
+    if c.vanished:
+        console.print(
+            f"  note: {c.vanished} capabilities were not found again and are now vanished"
+        )
+
+
+def progress(*columns: ProgressColumn) -> Progress:
+    """A progress bar on stderr, hidden when stderr is not a terminal (pipes, CI, tests)."""
+    from rich.progress import Progress
+
+    console = Console(stderr=True)
+    return Progress(*columns, console=console, disable=not console.is_terminal)

@@ -1,0 +1,309 @@
+"""CLI commands for extraction: ``extract`` (inline, ``--queue`` or ``--batch``), ``runs``,
+``worker`` and ``jobs``.
+
+The model caller, the SDKs and Celery are imported inside the commands that use them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from decomposer.cli import common
+from decomposer.cli.choices import JOB_STATES, PROVIDERS, RETRY_ATTEMPTS
+from decomposer.core.errors import InputError
+from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
+
+if TYPE_CHECKING:
+    import httpx
+    from rich.progress import Progress
+
+    from decomposer.calls.runtime import RunSetup
+    from decomposer.core.config import Settings
+    from decomposer.extraction.run import RunReport
+    from decomposer.store import Store
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def extract_cmd(
+    ctx: typer.Context,
+    tool: Annotated[str, typer.Argument(help="Tool slug.")],
+    provider: Annotated[str, typer.Option(help=f"One of: {', '.join(PROVIDERS)}.")] = "mistral",
+    model: Annotated[str | None, typer.Option(help="Model name; a per-provider default.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="Endpoint for openai-compatible servers (vLLM, Ollama).")
+    ] = None,
+    mode: Annotated[str | None, typer.Option(help="json_schema (default) or tools.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Model calls in flight at once.")] = 4,
+    pack_tokens: Annotated[
+        int, typer.Option(help="Pack neighbouring small chunks into one call up to this size.")
+    ] = DEFAULT_CHUNK_TOKENS,
+    max_tokens: Annotated[int, typer.Option(help="Output token limit per call.")] = 4096,
+    rps: Annotated[
+        float | None, typer.Option(help="Requests/second limit for this provider key.")
+    ] = None,
+    tpm: Annotated[int | None, typer.Option(help="Tokens/minute limit for this key.")] = None,
+    prompt_version: Annotated[
+        str | None, typer.Option(help="Prompt version under prompts/extract/ (default: newest).")
+    ] = None,
+    max_attempts: Annotated[
+        int, typer.Option(help="Tries per call on 429/5xx/timeouts before the run fails.")
+    ] = RETRY_ATTEMPTS,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="Enqueue the jobs for `decomposer worker`s.")
+    ] = False,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch",
+            help="Send the jobs through the provider's Batch API (half price, results within "
+            "24 h); then `decomposer batch collect`.",
+        ),
+    ] = False,
+    replay: Annotated[
+        Path | None,
+        typer.Option(
+            help="Answer from recorded responses (file or folder) instead of the network."
+        ),
+    ] = None,
+) -> None:
+    """Extract capabilities from a tool's ingested documents through the model.
+
+    Work is kept as durable jobs: running the same command again after a failure, Ctrl-C or a
+    crash resumes the run without re-sending the requests that already finished.
+    """
+    import asyncio
+
+    from decomposer.calls.caller import RetryPolicy
+    from decomposer.calls.runtime import RunSetup, limits_for
+    from decomposer.cli import batch as cli_batch
+    from decomposer.providers.base import api_key, resolve
+    from decomposer.providers.replay import ReplayTransport
+
+    env = common.env(ctx)
+    settings = env.settings
+    if max_attempts < 1:
+        raise InputError("--max-attempts must be at least 1")
+    if batch and (queue or replay is not None):
+        raise InputError("--batch cannot be combined with --queue or --replay")
+    if queue:
+        common.require("queue", "decomposer extract --queue")
+    cfg = resolve(settings, provider, model, mode, base_url, max_tokens)
+    transport = ReplayTransport.from_path(replay) if replay is not None else None
+    if transport is not None:
+        key = "replay"
+    elif queue:
+        key = ""  # each worker reads its own key from its environment
+    else:
+        key = api_key(settings, cfg.provider)
+    setup = RunSetup(
+        cfg=cfg,
+        key=key,
+        prompt_version=prompt_version,
+        limits=limits_for(settings, cfg.provider, rps, tpm),
+        policy=RetryPolicy(attempts=max_attempts),
+    )
+    with env.store() as store:
+        if batch:
+            cli_batch.submit_batch(settings, store, setup, tool, pack_tokens)
+            return
+        if queue:
+            _enqueue(settings, store, setup, tool, pack_tokens)
+            return
+        report = asyncio.run(
+            _extract(settings, store, setup, tool, concurrency, pack_tokens, transport)
+        )
+    common.print_run(report)
+
+
+def _enqueue(settings: Settings, store: Store, setup: RunSetup, tool: str, pack: int) -> None:
+    from decomposer.extraction import worker
+
+    run_id, queued = worker.enqueue(settings, store, setup, tool, pack_tokens=pack)
+    common.out().print(
+        f"{tool}: run {run_id} queued {queued} jobs — start workers with `decomposer worker`; "
+        f"watch with `decomposer jobs --run {run_id}`"
+    )
+
+
+async def _extract(
+    settings: Settings,
+    store: Store,
+    setup: RunSetup,
+    tool: str,
+    concurrency: int,
+    pack_tokens: int,
+    transport: httpx.AsyncBaseTransport | None,
+) -> RunReport:
+    from decomposer.extraction.run import RunProgress, run_extraction
+    from decomposer.extraction.task import model_caller
+
+    async with model_caller(settings, store, setup, transport=transport) as caller:
+        with _progress_bar() as (bar, task_for):
+
+            def on_progress(p: RunProgress) -> None:
+                bar.update(
+                    task_for(p.total),
+                    completed=p.done,
+                    tokens=p.input_tokens + p.output_tokens,
+                    cost=p.cost_usd,
+                    failed=p.failed,
+                )
+
+            return await run_extraction(
+                caller,
+                tool,
+                concurrency=concurrency,
+                pack_tokens=pack_tokens,
+                on_progress=on_progress,
+            )
+
+
+@contextmanager
+def _progress_bar() -> Iterator[tuple[Progress, Callable[[int], Any]]]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = common.progress(
+        TextColumn("[bold]extracting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(
+            "jobs · {task.fields[failed]} failed · {task.fields[tokens]:,} tokens · "
+            "${task.fields[cost]:.4f}"
+        ),
+        TimeElapsedColumn(),
+        TextColumn("· ETA"),
+        TimeRemainingColumn(),
+    )
+    tasks: dict[str, Any] = {}
+
+    def task_for(total: int) -> Any:
+        if "t" not in tasks:
+            tasks["t"] = bar.add_task("extract", total=total, tokens=0, cost=0.0, failed=0)
+        return tasks["t"]
+
+    with bar:
+        yield bar, task_for
+
+
+def runs_cmd(
+    ctx: typer.Context,
+    tool: Annotated[str | None, typer.Option(help="Only this tool's runs.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List extraction runs with calls, tokens, cost and cache hits."""
+    from rich.table import Table
+
+    from decomposer.views.runs import list_runs
+
+    with common.env(ctx).store() as store, store.transaction() as session:
+        rows = list_runs(session, tool)
+    if as_json:
+        common.print_json(rows)
+        return
+    table = Table(
+        "run",
+        "tool",
+        "status",
+        "model",
+        "calls",
+        "hits",
+        "tokens",
+        "cost",
+        "caps",
+        box=None,
+        pad_edge=False,
+    )
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["tool"],
+            r["status"],
+            r["model"],
+            str(r["calls"]),
+            str(r["cache_hits"]),
+            f"{r['input_tokens'] + r['output_tokens']:,}",
+            f"${r['cost_usd']:.4f}",
+            str(r["capabilities"]),
+        )
+    common.out().print(table)
+
+
+def worker_cmd(
+    ctx: typer.Context,
+    concurrency: Annotated[int, typer.Option(help="Jobs this worker runs at once.")] = 2,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Run a Celery worker for jobs queued with `extract --queue` (needs DECOMPOSER_REDIS_URL).
+
+    Start one or more on any host that shares the store (DECOMPOSER_DATABASE_URL, normally
+    PostgreSQL) and the Redis broker; rate limits are then counted in Redis for all of them.
+    """
+    if concurrency < 1:
+        raise InputError("--concurrency must be at least 1")
+    common.require("queue", "decomposer worker")
+    from decomposer.extraction.worker import broker_url, start_worker
+
+    settings = common.env(ctx).settings
+    broker_url(settings)
+    start_worker(settings, concurrency, loglevel)
+
+
+def jobs_cmd(
+    ctx: typer.Context,
+    tool: Annotated[str | None, typer.Option(help="Only this tool's jobs.")] = None,
+    run: Annotated[int | None, typer.Option(help="Only this run's jobs.")] = None,
+    state: Annotated[str | None, typer.Option(help=f"One of: {', '.join(JOB_STATES)}.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List extraction jobs: state, attempts, last error and which worker holds them."""
+    from rich.table import Table
+
+    from decomposer.extraction.jobs import list_jobs
+
+    if state is not None and state not in JOB_STATES:
+        raise InputError(f"unknown job state {state!r}", hint=f"use one of {', '.join(JOB_STATES)}")
+    with common.env(ctx).store() as store, store.transaction() as session:
+        rows = list_jobs(session, tool_slug=tool, run_id=run, state=state)
+    if as_json:
+        common.print_json(rows)
+        return
+    table = Table(
+        "job",
+        "run",
+        "tool",
+        "#",
+        "chunks",
+        "tokens",
+        "state",
+        "attempts",
+        "worker",
+        "last error",
+        box=None,
+        pad_edge=False,
+    )
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            str(r["run"]),
+            r["tool"],
+            str(r["position"]),
+            str(r["chunks"]),
+            f"{r['tokens']:,}",
+            r["state"],
+            str(r["attempts"]),
+            r["worker"] or "—",
+            (r["last_error"] or "")[:60],
+        )
+    common.out().print(table)

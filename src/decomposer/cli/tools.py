@@ -1,0 +1,129 @@
+"""CLI commands for tools and what they hold: ``tool add``, ``tools``, ``ingest`` and
+``capabilities``.
+
+Library modules are imported inside the commands, so listing them in ``--help`` costs nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from decomposer.cli import common
+from decomposer.cli.choices import STATUSES, TOOL_TYPES
+from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def tool_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Display name, e.g. 'Mistral API'.")],
+    slug: Annotated[str | None, typer.Option(help="Lowercase-hyphenated id; from NAME.")] = None,
+    type: Annotated[
+        str | None, typer.Option("--type", help=f"One of: {', '.join(TOOL_TYPES)}.")
+    ] = None,
+    vendor: Annotated[str | None, typer.Option(help="Who makes it.")] = None,
+    homepage: Annotated[str | None, typer.Option(help="Product or docs URL.")] = None,
+    exist_ok: Annotated[
+        bool, typer.Option("--exist-ok", help="Succeed quietly if the tool already exists.")
+    ] = False,
+) -> None:
+    """Register a tool so its docs can be ingested."""
+    from decomposer.core.clock import utcnow
+    from decomposer.core.text import slugify
+    from decomposer.store.tools import add_tool, find_tool
+
+    with common.env(ctx).store() as store, store.transaction() as session:
+        if exist_ok and (found := find_tool(session, slug or slugify(name))) is not None:
+            common.out().print(f"tool [bold]{found.slug}[/] already exists")
+            return
+        tool = add_tool(
+            session, name, now=utcnow(), slug=slug, type=type, vendor=vendor, homepage=homepage
+        )
+        common.out().print(f"added tool [bold]{tool.slug}[/] ({tool.name})")
+
+
+def tools_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List tools with their document and capability counts."""
+    from rich.table import Table
+
+    from decomposer.store.tools import list_tools
+
+    with common.env(ctx).store() as store, store.transaction() as session:
+        rows = list_tools(session)
+    if as_json:
+        common.print_json(rows)
+        return
+    table = Table("slug", "name", "type", "documents", "capabilities", box=None, pad_edge=False)
+    for r in rows:
+        table.add_row(
+            str(r["slug"]),
+            str(r["name"]),
+            str(r["type"] or "—"),
+            str(r["documents"]),
+            str(r["capabilities"]),
+        )
+    common.out().print(table)
+
+
+def ingest_cmd(
+    ctx: typer.Context,
+    tool: Annotated[str, typer.Argument(help="Tool slug.")],
+    sources: Annotated[list[str], typer.Argument(help="Files, folders or http(s) URLs.")],
+    chunk_tokens: Annotated[
+        int, typer.Option(help="Token budget per chunk (one model call each).")
+    ] = DEFAULT_CHUNK_TOKENS,
+) -> None:
+    """Load documents for a tool; unchanged documents are skipped, changed ones re-chunked."""
+    from decomposer.core.clock import utcnow
+    from decomposer.ingest.documents import ingest
+
+    out = common.out()
+    with common.env(ctx).store() as store:
+        report = ingest(store, tool, sources, now=utcnow(), budget=chunk_tokens)
+    for note in report.notes:
+        out.print(f"note: {note}")
+    common.print_changes(
+        out,
+        tool,
+        [
+            ("added", report.added),
+            ("updated", report.updated),
+            ("unchanged (no-op)", report.unchanged),
+        ],
+        tail=f"; {report.chunks_written} chunks written",
+    )
+
+
+def capabilities_cmd(
+    ctx: typer.Context,
+    tool: Annotated[str, typer.Argument(help="Tool slug.")],
+    status: Annotated[str | None, typer.Option(help=f"One of: {', '.join(STATUSES)}.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a tool's capability records with their evidence."""
+    from decomposer.views.capabilities import list_capabilities
+
+    with common.env(ctx).store() as store, store.transaction() as session:
+        rows = list_capabilities(session, tool, status)
+    if as_json:
+        common.print_json(rows)
+        return
+    out = common.out()
+    if not rows:
+        out.print(f"{tool}: no capabilities" + (f" with status {status}" if status else ""))
+        return
+    for cap in rows:
+        out.print(
+            f"[bold]{cap['name']}[/]  [dim]{cap['category']} · {cap['status']} · {cap['id']}[/]",
+            markup=True,
+        )
+        out.print(cap["description"], markup=False)
+        out.print(f"Unique: {cap['unique']}", markup=False)
+        out.print(f"vs alternatives: {cap['vs_alternatives']}", markup=False)
+        for ev in cap["evidence"]:
+            where = f"{ev['document']}:{ev['start']}-{ev['end']}" if ev["grounded"] else "NOT FOUND"
+            out.print(f'  > "{ev["quote"]}" ({where})', markup=False, style="dim")
+        out.print()
