@@ -16,6 +16,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from decomposer.core.config import DEFAULT_FETCH_DEADLINE
 from decomposer.core.errors import InputError
 from decomposer.ingest.chunks import (
     DEFAULT_CHUNK_TOKENS,
@@ -24,12 +25,7 @@ from decomposer.ingest.chunks import (
     TextChunk,
     chunk_document,
 )
-from decomposer.ingest.sources import (
-    DEFAULT_FETCH_DEADLINE,
-    DEFAULT_MAX_BYTES,
-    SourceDocument,
-    load_sources,
-)
+from decomposer.ingest.sources import DEFAULT_MAX_BYTES, SourceDocument, load_sources
 from decomposer.store import Store
 from decomposer.store.models import Chunk, Document, Tool
 from decomposer.store.tools import get_tool

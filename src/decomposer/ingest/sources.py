@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from decomposer.core.config import DEFAULT_FETCH_DEADLINE, DEFAULT_MAX_DOCUMENT_MB
 from decomposer.core.errors import InputError
 from decomposer.ingest.chunks import fence_mask, heading_of, split_lines
 from decomposer.ingest.convert import convert, html_title
@@ -38,10 +39,9 @@ MEDIA_TYPES: Mapping[str, str] = MappingProxyType(
 _SUPPORTED_LIST = ", ".join(MEDIA_TYPES)
 
 _FETCH_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-DEFAULT_FETCH_DEADLINE = 60.0
-"""Seconds one URL may take in all: httpx's timeouts bound each read, not a slow trickle."""
-DEFAULT_MAX_BYTES = 20 * 1024 * 1024
-"""Largest file or response body read; documentation pages are far smaller, a bomb is not."""
+DEFAULT_MAX_BYTES = int(DEFAULT_MAX_DOCUMENT_MB * 1024 * 1024)
+"""Largest file or response body read; documentation pages are far smaller, a bomb is not.
+``DEFAULT_FETCH_DEADLINE`` (60 s) bounds a whole fetch: httpx's timeouts bound each read only."""
 _USER_AGENT = "decomposer/0.1 (+documentation ingest)"
 _MAX_TITLE = 200
 _HTML_MIME = frozenset({"text/html", "application/xhtml+xml"})
