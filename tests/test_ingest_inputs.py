@@ -70,13 +70,15 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     path = scope["path"].removesuffix(".md")
     length = [(b"content-length", str(200 * MB).encode())] if path == "/declared" else []
     headers = [(b"content-type", b"text/markdown"), *length]
+    await receive()  # the (empty) request body
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     if path == "/slow":
         for number in range(200):
             await send(
                 {"type": "http.response.body", "body": b"line %d\n" % number, "more_body": True}
             )
-            await asyncio.sleep(0.05)
+            if await _disconnected(receive, 0.05):
+                return
     elif path == "/big":
         for _ in range(25):
             await send({"type": "http.response.body", "body": b"x" * MB, "more_body": True})
@@ -84,6 +86,15 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b"# tiny\n" * 10, "more_body": True})
         await asyncio.sleep(0.5)
     await send({"type": "http.response.body", "body": b"# ok\n"})
+
+
+async def _disconnected(receive: Any, seconds: float) -> bool:
+    """Wait ``seconds`` for the client to hang up, so the server can stop at once when it does."""
+    try:
+        message = await asyncio.wait_for(receive(), seconds)
+    except TimeoutError:
+        return False
+    return bool(message["type"] == "http.disconnect")
 
 
 @pytest.fixture(scope="module")
