@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import httpx
@@ -42,6 +43,7 @@ _FETCH_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 DEFAULT_MAX_BYTES = int(DEFAULT_MAX_DOCUMENT_MB * 1024 * 1024)
 """Largest file or response body read; documentation pages are far smaller, a bomb is not.
 ``DEFAULT_FETCH_DEADLINE`` (60 s) bounds a whole fetch: httpx's timeouts bound each read only."""
+_READ_SIZE = 64 * 1024
 _USER_AGENT = "decomposer/0.1 (+documentation ingest)"
 _MAX_TITLE = 200
 _HTML_MIME = frozenset({"text/html", "application/xhtml+xml"})
@@ -244,15 +246,29 @@ def _read_file(target: _File, max_bytes: int) -> bytes:
     except OSError as exc:
         raise InputError(f"{target.label}: cannot read ({exc.strerror or exc})") from exc
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
             raise InputError(f"{target.label}: not a regular file (FIFO, socket or device)")
         try:
-            data = handle.read(max_bytes + 1)
+            data = _read_up_to(handle, max_bytes + 1, status.st_size)
         except OSError as exc:
             raise InputError(f"{target.label}: cannot read ({exc.strerror or exc})") from exc
     if len(data) > max_bytes:
         raise InputError(f"{target.label}: file is larger than the {_size(max_bytes)} cap")
     return data
+
+
+def _read_up_to(handle: BinaryIO, limit: int, expected: int) -> bytes:
+    """At most ``limit`` bytes, allocating for the file's size rather than for the limit.
+
+    A file that grows after ``fstat`` is read on in small pieces up to the limit.
+    """
+    pieces = [handle.read(min(expected + 1, limit))]
+    total = len(pieces[0])
+    while pieces[-1] and total < limit:
+        pieces.append(handle.read(min(_READ_SIZE, limit - total)))
+        total += len(pieces[-1])
+    return pieces[0] if len(pieces) <= 2 and not pieces[-1] else b"".join(pieces)
 
 
 def _size(count: int) -> str:
