@@ -23,6 +23,7 @@ EXPECTED = {
         "text",
         "ingested_at",
         "updated_at",
+        "chunk_budget",
     },
     "chunks": {"id", "document_id", "ordinal", "start", "end", "heading", "text", "tokens"},
     "extraction_runs": {

@@ -18,6 +18,10 @@ from decomposer.core.errors import ConfigError
 
 DEFAULT_HOME = ".decomposer"
 CONFIG_FILE = "config.toml"
+DEFAULT_FETCH_DEADLINE = 60.0
+"""Seconds one ingested URL may take in all (``DECOMPOSER_FETCH_DEADLINE``)."""
+DEFAULT_MAX_DOCUMENT_MB = 20.0
+"""Largest ingested file or URL body in MB (``DECOMPOSER_MAX_DOCUMENT_MB``)."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class Settings:
     limits: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     """Per provider ``{"rps": …, "tpm": …}`` from ``[limits.<provider>]`` in config.toml."""
     debug: bool = False
+    fetch_deadline: float = DEFAULT_FETCH_DEADLINE
+    max_document_bytes: int = int(DEFAULT_MAX_DOCUMENT_MB * 1024 * 1024)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -56,6 +62,10 @@ class Settings:
             reviewer=(env.get("DECOMPOSER_REVIEWER") or "").strip() or _reviewer(config),
             limits=_limits(config),
             debug=env.get("DECOMPOSER_DEBUG", "") not in ("", "0", "false"),
+            fetch_deadline=_positive(env, "DECOMPOSER_FETCH_DEADLINE", DEFAULT_FETCH_DEADLINE),
+            max_document_bytes=int(
+                _positive(env, "DECOMPOSER_MAX_DOCUMENT_MB", DEFAULT_MAX_DOCUMENT_MB) * 1024 * 1024
+            ),
         )
 
     def secrets(self) -> list[str]:
@@ -96,6 +106,19 @@ def _reviewer(config: Mapping[str, Any]) -> str | None:
     if name is not None and not isinstance(name, str):
         raise ConfigError(f"{config.get('path')}: [review] reviewer must be a string")
     return (name.strip() or None) if name else None
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name} must be a positive number, got {raw!r}")
+    return value
 
 
 def _secret(value: str | None) -> SecretStr | None:

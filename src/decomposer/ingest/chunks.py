@@ -18,6 +18,9 @@ from decomposer.core.tokens import estimate_tokens
 
 DEFAULT_CHUNK_TOKENS = 6000
 MIN_CHUNK_TOKENS = 50
+"""Smallest budget: cutting a line needs room for a few characters per tenth of a budget."""
+MAX_CHUNK_TOKENS = 1_000_000
+"""Largest budget: beyond any model's context, and it must fit the store's integer column."""
 
 _ID_LENGTH = 20
 _MAX_CHARS_PER_TOKEN = 8

@@ -14,9 +14,13 @@ from collections.abc import Iterator, Sequence
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag, XMLParsedAsHTMLWarning
 from markdownify import ATX, MarkdownConverter
 
+from decomposer.core.errors import InputError
 from decomposer.ingest.chunks import fence_mask, split_lines
 
 _MAX_TAG_LINES = 20
+MAX_HTML_DEPTH = 100
+"""Elements nested deeper are unwrapped (text kept) before markdownify, which recurses per
+level and overflows Python's stack at about 350 levels; real pages nest a few dozen deep."""
 _DROPPED_HTML = ("head", "title", "script", "style", "nav", "footer", "noscript", "template", "svg")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S | re.M)
 _YAML_KEY = re.compile(r"[\w-]+[ \t]*:")
@@ -202,11 +206,13 @@ def html_to_markdown(html: str) -> str:
     """Markdown with ATX headings for an HTML page.
 
     Page chrome (head, scripts, styles, navigation, footers) is dropped and, where the page
-    marks it, only the <main> (or single <article>) content is kept.
+    marks it, only the <main> (or single <article>) content is kept. Elements nested deeper
+    than ``MAX_HTML_DEPTH`` lose their tags but keep their text.
     """
     soup = _parse_html(html)
     for element in soup.find_all(_DROPPED_HTML):
         element.decompose()
+    _flatten_deep(soup, MAX_HTML_DEPTH)
     converter = MarkdownConverter(
         heading_style=ATX,
         bullets="-",
@@ -214,9 +220,25 @@ def html_to_markdown(html: str) -> str:
         escape_underscores=False,
         code_language_callback=_code_language,
     )
-    markdown: str = converter.convert_soup(_main_content(soup))
+    try:
+        markdown: str = converter.convert_soup(_main_content(soup))
+    except RecursionError:
+        raise InputError("HTML is nested too deeply to convert") from None
     lines = split_lines(markdown.strip("\n") + "\n")
     return "".join(_collapse_blank_lines(list(zip(lines, fence_mask(lines), strict=True))))
+
+
+def _flatten_deep(soup: BeautifulSoup, max_depth: int) -> None:
+    """Unwrap every element nested deeper than ``max_depth``, walking without recursion."""
+    deep: list[Tag] = []
+    stack: list[tuple[Tag, int]] = [(soup, 0)]
+    while stack:
+        tag, depth = stack.pop()
+        if depth > max_depth:
+            deep.append(tag)
+        stack.extend((child, depth + 1) for child in tag.contents if isinstance(child, Tag))
+    for tag in deep:
+        tag.unwrap()
 
 
 def html_title(html: str) -> str | None:

@@ -1,7 +1,14 @@
-"""Ingest: load sources, store each document with its content hash, and (re)chunk changed ones."""
+"""Ingest: load sources, store each document with its content hash, and (re)chunk changed ones.
+
+A document is re-chunked when its text changed or when it is ingested with a different chunk
+budget than the one it was chunked with (``Document.chunk_budget``; NULL, from stores older
+than that column, counts as ``DEFAULT_CHUNK_TOKENS``, the only budget the CLI used by default).
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -9,8 +16,16 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS, chunk_document
-from decomposer.ingest.sources import SourceDocument, load_sources
+from decomposer.core.config import DEFAULT_FETCH_DEADLINE
+from decomposer.core.errors import InputError
+from decomposer.ingest.chunks import (
+    DEFAULT_CHUNK_TOKENS,
+    MAX_CHUNK_TOKENS,
+    MIN_CHUNK_TOKENS,
+    TextChunk,
+    chunk_document,
+)
+from decomposer.ingest.sources import DEFAULT_MAX_BYTES, SourceDocument, load_sources
 from decomposer.store import Store
 from decomposer.store.models import Chunk, Document, Tool
 from decomposer.store.tools import get_tool
@@ -25,6 +40,16 @@ class IngestReport:
     chunks_written: int = 0
 
 
+def check_budget(budget: int) -> int:
+    """Refuse a chunk budget the chunker cannot honour (or the store cannot hold), in one line."""
+    if not MIN_CHUNK_TOKENS <= budget <= MAX_CHUNK_TOKENS:
+        raise InputError(
+            f"--chunk-tokens must be between {MIN_CHUNK_TOKENS} and {MAX_CHUNK_TOKENS} "
+            f"tokens, got {budget}"
+        )
+    return budget
+
+
 def ingest(
     store: Store,
     tool_slug: str,
@@ -33,11 +58,21 @@ def ingest(
     now: datetime,
     budget: int = DEFAULT_CHUNK_TOKENS,
     http_client: httpx.Client | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    fetch_deadline: float = DEFAULT_FETCH_DEADLINE,
+    clock: Callable[[], float] = time.monotonic,
 ) -> IngestReport:
     """Load and validate every input before writing; all writes are one transaction."""
+    check_budget(budget)
     with store.transaction() as session:
         get_tool(session, tool_slug)
-    documents, notes = load_sources(inputs, http_client=http_client)
+    documents, notes = load_sources(
+        inputs,
+        http_client=http_client,
+        max_bytes=max_bytes,
+        fetch_deadline=fetch_deadline,
+        clock=clock,
+    )
     report = IngestReport(notes=notes)
     with store.transaction() as session:
         tool = get_tool(session, tool_slug)
@@ -57,9 +92,18 @@ def _store_document(
     row = session.scalar(
         select(Document).where(Document.tool_id == tool.id, Document.source == doc.source)
     )
+    pieces: list[TextChunk] | None = None
     if row is not None and row.content_hash == doc.content_hash:
-        report.unchanged.append(doc.source)
-        return
+        previous = row.chunk_budget or DEFAULT_CHUNK_TOKENS
+        if previous == budget:
+            report.unchanged.append(doc.source)
+            return
+        pieces = chunk_document(f"{tool.slug}:{doc.source}", doc.text, budget)
+        if _same_chunks(pieces, row.chunks):
+            row.chunk_budget = budget
+            report.unchanged.append(doc.source)
+            return
+        report.notes.append(f"re-chunked {doc.source}: budget {previous} → {budget} tokens")
     if row is None:
         row = Document(tool_id=tool.id, source=doc.source, ingested_at=now)
         session.add(row)
@@ -73,7 +117,9 @@ def _store_document(
     row.content_hash = doc.content_hash
     row.text = doc.text
     row.updated_at = now
-    pieces = chunk_document(f"{tool.slug}:{doc.source}", doc.text, budget)
+    row.chunk_budget = budget
+    if pieces is None:
+        pieces = chunk_document(f"{tool.slug}:{doc.source}", doc.text, budget)
     row.chunks.extend(
         Chunk(
             id=c.id,
@@ -87,3 +133,8 @@ def _store_document(
         for c in pieces
     )
     report.chunks_written += len(pieces)
+
+
+def _same_chunks(pieces: list[TextChunk], stored: list[Chunk]) -> bool:
+    """A budget change that cuts the text the same way (a short page) needs no new chunks."""
+    return [(c.id, c.start, c.end) for c in pieces] == [(c.id, c.start, c.end) for c in stored]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,10 @@ from decomposer.store.models import Capability, Tool
 from decomposer.store.tools import get_tool
 
 MAX_QUERY_CHARS = 1000
+MAX_QUERY_COUNT = 1_000_000_000
+"""Searches per query and day: far above any real log, and within the store's 32-bit column."""
 CSV_COLUMNS = ("query", "count", "date")
+_HEADER_CELL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,39}")
 
 
 # --- importing queries ---------------------------------------------------------------------------
@@ -69,10 +73,37 @@ def parse_queries(path: Path) -> list[QueryLine]:
     lines = text.splitlines()
     first = next((ln for ln in lines if ln.strip()), "")
     header = [c.strip().lower() for c in next(csv.reader([first]))] if first else []
+    if "query" not in header:
+        _refuse_unknown_header(path, lines, header)
     rows = _parse_csv(path, text) if "query" in header else _parse_plain(path, lines)
     if not rows:
         raise InputError(f"{path}: no queries in the file")
+    totals: dict[tuple[str, str], int] = {}
+    for row in rows:
+        totals[(row.text, row.day)] = total = totals.get((row.text, row.day), 0) + row.count
+        if total > MAX_QUERY_COUNT:
+            raise InputError(
+                f"{path}:{row.line}: counts for this query add up to more than {MAX_QUERY_COUNT}"
+            )
     return rows
+
+
+def _refuse_unknown_header(path: Path, lines: list[str], header: list[str]) -> None:
+    """A first line of bare column names without ``query`` is a CSV header we do not know.
+
+    Plain query files may contain commas, so only a line of identifiers that is either naming
+    a known column or matched by the field count of every other line counts as a header.
+    """
+    if len(header) < 2 or not all(_HEADER_CELL.fullmatch(cell) for cell in header):
+        return
+    body = [ln for ln in lines if ln.strip()][1:]
+    consistent = all(len(next(csv.reader([ln]), [])) == len(header) for ln in body)
+    if consistent or set(header) & set(CSV_COLUMNS):
+        number = next(n for n, ln in enumerate(lines, 1) if ln.strip())
+        raise InputError(
+            f"{path}:{number}: CSV header {','.join(header)} has no 'query' column",
+            hint="the CSV columns are query, count and date; a plain file has one query a line",
+        )
 
 
 def _check_text(path: Path, number: int, text: str) -> str:
@@ -144,9 +175,13 @@ def _parse_count(path: Path, number: int, raw: str) -> int:
     raw = raw.strip()
     if not raw:
         return 1
-    if not raw.isdigit() or int(raw) < 1:
-        raise InputError(f"{path}:{number}: count must be a whole number ≥ 1, got {raw!r}")
-    return int(raw)
+    digits = raw.lstrip("0")
+    if not (raw.isascii() and raw.isdigit()) or not digits:
+        raise InputError(f"{path}:{number}: count must be a whole number ≥ 1, got {raw[:30]!r}")
+    if len(digits) > len(str(MAX_QUERY_COUNT)) or int(digits) > MAX_QUERY_COUNT:
+        shown = digits if len(digits) <= 30 else f"of {len(digits)} digits"
+        raise InputError(f"{path}:{number}: count {shown} is above the maximum {MAX_QUERY_COUNT}")
+    return int(digits)
 
 
 def _parse_day(path: Path, number: int, raw: str) -> str:

@@ -57,6 +57,8 @@ class Document(Base):
     text: Mapped[str] = mapped_column(Text)
     ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    chunk_budget: Mapped[int | None] = mapped_column(Integer, default=None)
+    """Token budget the chunks were cut with; NULL (older stores) means DEFAULT_CHUNK_TOKENS."""
 
     tool: Mapped[Tool] = relationship(back_populates="documents")
     chunks: Mapped[list[Chunk]] = relationship(
