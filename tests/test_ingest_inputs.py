@@ -412,3 +412,14 @@ def test_budget_change_that_cuts_the_same_chunks_writes_none(
     code, out, _ = cli("ingest", "acmedb", str(acme), "--chunk-tokens", "5000")
     assert code == 0 and "unchanged (no-op)" in out and "0 chunks written" in out
     assert _chunks(settings)[0] == 5000
+
+
+def test_the_cli_applies_the_configured_size_cap(
+    cli: CLI, acme: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    big = tmp_path / "big.md"
+    big.write_text("# Big\n\n" + "word " * 300_000)  # about 1.5 MB: under the default cap
+    monkeypatch.setenv("DECOMPOSER_MAX_DOCUMENT_MB", "1")
+    code, _, err = cli("ingest", "acmedb", str(big))
+    assert code == 1
+    assert err.strip().splitlines() == [f"error: {big}: file is larger than the 1 MB cap"]

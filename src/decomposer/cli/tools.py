@@ -73,7 +73,11 @@ def ingest_cmd(
     tool: Annotated[str, typer.Argument(help="Tool slug.")],
     sources: Annotated[list[str], typer.Argument(help="Files, folders or http(s) URLs.")],
     chunk_tokens: Annotated[
-        int, typer.Option(help="Token budget per chunk (one model call each).")
+        int,
+        typer.Option(
+            help="Token budget per chunk (one model call each), 50 to 1,000,000; a new budget "
+            "re-chunks documents cut with another one."
+        ),
     ] = DEFAULT_CHUNK_TOKENS,
 ) -> None:
     """Load documents for a tool; unchanged documents are skipped, changed ones re-chunked."""
@@ -81,8 +85,17 @@ def ingest_cmd(
     from decomposer.ingest.documents import ingest
 
     out = common.out()
-    with common.env(ctx).store() as store:
-        report = ingest(store, tool, sources, now=utcnow(), budget=chunk_tokens)
+    env = common.env(ctx)
+    with env.store() as store:
+        report = ingest(
+            store,
+            tool,
+            sources,
+            now=utcnow(),
+            budget=chunk_tokens,
+            max_bytes=env.settings.max_document_bytes,
+            fetch_deadline=env.settings.fetch_deadline,
+        )
     for note in report.notes:
         out.print(f"note: {note}")
     common.print_changes(
