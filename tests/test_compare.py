@@ -14,15 +14,9 @@ from hypothesis import strategies as st
 
 from decomposer.catalog.catalogue import Price
 from decomposer.catalog.score import LABELS, SUBSCORES
-from decomposer.pages.compare import (
-    ROWS,
-    Copywriter,
-    Options,
-    ToolSide,
-    build_comparison,
-    format_amount,
-    format_price,
-)
+from decomposer.pages.compare import ROWS, build_comparison, format_amount, format_price
+from decomposer.pages.copy import Copywriter
+from decomposer.pages.model import Options, ToolSide
 from decomposer.store import open_store
 from pages_support import AS_OF, UNAPPROVED, add_tool, build_demo, install_db, run, set_status
 

@@ -132,17 +132,11 @@ def tools_cmd(
     with _env(ctx).store() as store, store.transaction() as session:
         rows = list_tools(session)
     if as_json:
-        _print_json(rows)
+        _print_json([r.model_dump(mode="json") for r in rows])
         return
     table = Table("slug", "name", "type", "documents", "capabilities", box=None, pad_edge=False)
     for r in rows:
-        table.add_row(
-            str(r["slug"]),
-            str(r["name"]),
-            str(r["type"] or "—"),
-            str(r["documents"]),
-            str(r["capabilities"]),
-        )
+        table.add_row(r.slug, r.name, r.type or "—", str(r.documents), str(r.capabilities))
     _out().print(table)
 
 
@@ -362,7 +356,7 @@ def runs_cmd(
     with _env(ctx).store() as store, store.transaction() as session:
         rows = list_runs(session, tool)
     if as_json:
-        _print_json(rows)
+        _print_json([r.model_dump(mode="json") for r in rows])
         return
     table = Table(
         "run",
@@ -379,15 +373,15 @@ def runs_cmd(
     )
     for r in rows:
         table.add_row(
-            str(r["id"]),
-            r["tool"],
-            r["status"],
-            r["model"],
-            str(r["calls"]),
-            str(r["cache_hits"]),
-            f"{r['input_tokens'] + r['output_tokens']:,}",
-            f"${r['cost_usd']:.4f}",
-            str(r["capabilities"]),
+            str(r.id),
+            r.tool,
+            r.status,
+            r.model,
+            str(r.calls),
+            str(r.cache_hits),
+            f"{r.input_tokens + r.output_tokens:,}",
+            f"${r.cost_usd:.4f}",
+            str(r.capabilities),
         )
     _out().print(table)
 
@@ -426,7 +420,7 @@ def jobs_cmd(
     with _env(ctx).store() as store, store.transaction() as session:
         rows = list_jobs(session, tool_slug=tool, run_id=run, state=state)
     if as_json:
-        _print_json(rows)
+        _print_json([r.model_dump(mode="json") for r in rows])
         return
     table = Table(
         "job",
@@ -444,16 +438,16 @@ def jobs_cmd(
     )
     for r in rows:
         table.add_row(
-            str(r["id"]),
-            str(r["run"]),
-            r["tool"],
-            str(r["position"]),
-            str(r["chunks"]),
-            f"{r['tokens']:,}",
-            r["state"],
-            str(r["attempts"]),
-            r["worker"] or "—",
-            (r["last_error"] or "")[:60],
+            str(r.id),
+            str(r.run),
+            r.tool,
+            str(r.position),
+            str(r.chunks),
+            f"{r.tokens:,}",
+            r.state,
+            str(r.attempts),
+            r.worker or "—",
+            (r.last_error or "")[:60],
         )
     _out().print(table)
 
@@ -469,7 +463,7 @@ def capabilities_cmd(
     with _env(ctx).store() as store, store.transaction() as session:
         rows = list_capabilities(session, tool, status)
     if as_json:
-        _print_json(rows)
+        _print_json([r.model_dump(mode="json") for r in rows])
         return
     out = _out()
     if not rows:
@@ -477,15 +471,15 @@ def capabilities_cmd(
         return
     for cap in rows:
         out.print(
-            f"[bold]{cap['name']}[/]  [dim]{cap['category']} · {cap['status']} · {cap['id']}[/]",
+            f"[bold]{cap.name}[/]  [dim]{cap.category} · {cap.status} · {cap.id}[/]",
             markup=True,
         )
-        out.print(cap["description"], markup=False)
-        out.print(f"Unique: {cap['unique']}", markup=False)
-        out.print(f"vs alternatives: {cap['vs_alternatives']}", markup=False)
-        for ev in cap["evidence"]:
-            where = f"{ev['document']}:{ev['start']}-{ev['end']}" if ev["grounded"] else "NOT FOUND"
-            out.print(f'  > "{ev["quote"]}" ({where})', markup=False, style="dim")
+        out.print(cap.description, markup=False)
+        out.print(f"Unique: {cap.unique}", markup=False)
+        out.print(f"vs alternatives: {cap.vs_alternatives}", markup=False)
+        for ev in cap.evidence:
+            where = f"{ev.document}:{ev.start}-{ev.end}" if ev.grounded else "NOT FOUND"
+            out.print(f'  > "{ev.quote}" ({where})', markup=False, style="dim")
         out.print()
 
 

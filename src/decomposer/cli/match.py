@@ -19,7 +19,7 @@ from rich.table import Table
 
 from decomposer.core.config import Settings
 from decomposer.core.errors import InputError
-from decomposer.matching import match
+from decomposer.matching import match, queries
 from decomposer.matching.embed import EMBEDDERS, Embedder, VectorCache, make_embedder
 from decomposer.store import Store
 
@@ -100,9 +100,9 @@ def import_queries_cmd(
     from decomposer.cli.app import _env, _out
     from decomposer.core.clock import utcnow
 
-    lines = match.parse_queries(file)
+    lines = queries.parse_queries(file)
     with _env(ctx).store() as store, store.transaction() as session:
-        report = match.import_queries(session, lines, now=utcnow(), replace=replace)
+        report = queries.import_queries(session, lines, now=utcnow(), replace=replace)
     _out().print(
         f"{file}: {report.queries} queries ({report.searches:,} searches), {report.added} new, "
         f"{report.counts_changed} counts set, {report.counts_unchanged} unchanged. "

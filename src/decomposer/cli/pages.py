@@ -17,21 +17,16 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import func, select
 
-from decomposer.catalog.catalogue import (
-    effective_profile,
-    import_catalogue,
-    load_catalogue,
-    load_facts,
-)
+from decomposer.catalog.catalogue import import_catalogue, load_catalogue
 from decomposer.catalog.score import LABELS, SUBSCORES, explain, parse_weights, score_tool
+from decomposer.catalog.snapshot import load_snapshot
 from decomposer.core.errors import InputError
-from decomposer.pages.compare import DEFAULT_TOP_K, Copywriter, Options, compare, load_snapshot
+from decomposer.pages.copy import Copywriter
+from decomposer.pages.model import DEFAULT_TOP_K, Options
 from decomposer.pages.render import FORMATS, Renderer
-from decomposer.store.catalogue_models import CatalogueEntry
-from decomposer.store.models import Capability
-from decomposer.store.tools import get_tool
+from decomposer.views.comparisons import load_comparison
+from decomposer.views.tools import tool_detail
 
 WeightsOpt = Annotated[
     str | None,
@@ -113,37 +108,7 @@ def tool_show(
     from decomposer.cli.app import _env, _out, _print_json
 
     with _env(ctx).store() as store, store.transaction() as session:
-        row = get_tool(session, tool)
-        entry = session.get(CatalogueEntry, row.id)
-        facts = load_facts(session, [row.id]).get(row.id, [])
-        profile = effective_profile(row.type, entry, facts)
-        counts = dict(
-            session.execute(
-                select(Capability.status, func.count())
-                .where(Capability.tool_id == row.id)
-                .group_by(Capability.status)
-            ).all()
-        )
-        data: dict[str, Any] = {
-            "slug": row.slug,
-            "name": row.name,
-            "vendor": row.vendor,
-            "type": row.type,
-            "homepage": row.homepage,
-            "catalogue": None
-            if entry is None
-            else {
-                "categories": entry.categories,
-                "signals": entry.signals,
-                "source": entry.source,
-                "imported_at": entry.imported_at.isoformat(),
-                "revision": entry.revision,
-            },
-            "profile": {k: (v.as_json() if v else None) for k, v in profile.items()},
-            "capabilities": {
-                s: counts.get(s, 0) for s in ("approved", "proposed", "ungrounded", "rejected")
-            },
-        }
+        data = tool_detail(session, tool).show().model_dump(mode="json")
     if as_json:
         _print_json(data)
         return
@@ -232,7 +197,7 @@ def compare_cmd(
         raise InputError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
     options = _options(top_k, include_unreviewed, weights, as_of)
     with _env(ctx).store() as store, store.transaction() as session:
-        comparison = compare(session, a, b, options=options, copy=Copywriter())
+        comparison = load_comparison(session, a, b, options=options, copy=Copywriter())
     text = Renderer().render(comparison, fmt)
     if out_path is None:
         sys.stdout.write(text)

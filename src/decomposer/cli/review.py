@@ -23,19 +23,15 @@ from sqlalchemy.orm import Session
 
 from decomposer.core.config import Settings
 from decomposer.core.errors import ConfigError, ConflictError, InputError
-from decomposer.review.actions import (
-    FIELDS,
+from decomposer.review.actions import FIELDS, Outcome, bulk, review_many, submit
+from decomposer.review.queries import (
     Filter,
-    Outcome,
-    bulk,
     evidence_context,
     get_capability,
     history,
     open_proposal,
     parse_where,
-    review_many,
     select_capabilities,
-    submit,
 )
 from decomposer.store import Store
 
@@ -261,26 +257,24 @@ def history_cmd(
     with _env(ctx).store() as store, store.transaction() as session:
         events = history(session, cap_id)
     if as_json:
-        _print_json(events)
+        _print_json([e.model_dump(mode="json") for e in events])
         return
     table = Table("when", "who", "action", "status", "v", "changes", "note", box=None)
     for e in events:
         status = (
-            f"{e['from_status']} → {e['to_status']}"
-            if e["from_status"] and e["from_status"] != e["to_status"]
-            else str(e["to_status"] or "")
+            f"{e.from_status} → {e.to_status}"
+            if e.from_status and e.from_status != e.to_status
+            else str(e.to_status or "")
         )
-        changes = "; ".join(
-            f"{k}: {_short(v[0])} → {_short(v[1])}" for k, v in e["changes"].items()
-        )
+        changes = "; ".join(f"{k}: {_short(v[0])} → {_short(v[1])}" for k, v in e.changes.items())
         table.add_row(
-            e["at"][:19].replace("T", " "),
-            e["actor"],
-            e["action"] + (" (with edits)" if e["edited"] and e["action"] == "approve" else ""),
+            e.at[:19].replace("T", " "),
+            e.actor,
+            e.action + (" (with edits)" if e.edited and e.action == "approve" else ""),
             status,
-            str(e["version"]),
+            str(e.version),
             Text(changes),
-            Text(e["note"] or ""),
+            Text(e.note or ""),
         )
     _out().print(table)
 

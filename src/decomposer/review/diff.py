@@ -26,7 +26,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from decomposer.review.actions import FIELDS, REVIEWED, open_proposal, record_event
+from decomposer.review.actions import FIELDS, record_event
+from decomposer.review.queries import REVIEWED, open_proposal
 from decomposer.store.models import Capability
 from decomposer.store.review_models import CapabilityBaseline, CapabilityProposal
 
