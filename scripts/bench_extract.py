@@ -1,7 +1,7 @@
 """Extraction throughput against a rate-limited loopback fake provider (issue 5).
 
-A fake chat-completions server (``python -m decomposer.fakeprovider``) runs as a separate
-process on a free 127.0.0.1 port with a requests/second limit, a tokens/minute limit and a
+A fake chat-completions server (``tests/support/fakeprovider.py``, run by file path) runs as a
+separate process on a free 127.0.0.1 port with a requests/second limit, a tokens/minute limit and a
 log-normal latency; over the limits it answers 429 with ``Retry-After``. Against a fresh server
 each, three scenarios extract the same synthetic chunks (one small Markdown page per chunk, one
 request per chunk):
@@ -46,6 +46,7 @@ import httpx
 from machine import describe
 
 SCENARIOS = ("decomposer", "sequential", "gather")
+FAKE_PROVIDER = Path(__file__).resolve().parents[1] / "tests" / "support" / "fakeprovider.py"
 TOOL = "Bench"
 SLUG = "bench"
 WORDS = (
@@ -135,15 +136,14 @@ def free_port() -> int:
 
 
 class FakeServer:
-    """``python -m decomposer.fakeprovider`` on a free loopback port, stopped on exit."""
+    """The test kit's fake provider on a free loopback port, stopped on exit."""
 
     def __init__(self, args: argparse.Namespace, log_path: Path) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         command = [
             sys.executable,
-            "-m",
-            "decomposer.fakeprovider",
+            str(FAKE_PROVIDER),
             "--host",
             "127.0.0.1",
             "--port",
@@ -216,7 +216,7 @@ async def run_decomposer(
     from decomposer.core.config import Settings
     from decomposer.core.errors import ProviderError
     from decomposer.extraction import jobs
-    from decomposer.extraction.run import Progress, run_extraction
+    from decomposer.extraction.run import RunProgress, run_extraction
     from decomposer.ingest.documents import ingest
     from decomposer.providers.base import ProviderConfig
     from decomposer.providers.ratelimit import Limits
@@ -239,7 +239,7 @@ async def run_decomposer(
     )
     stamps: list[float] = []
 
-    def on_progress(_progress: Progress) -> None:
+    def on_progress(_progress: RunProgress) -> None:
         stamps.append(time.perf_counter())
 
     try:

@@ -26,7 +26,7 @@ from decomposer.calls.prompts import Prompt, load_prompt
 from decomposer.core.tokens import estimate_tokens
 from decomposer.extraction.run import Piece, context_for, pack_calls
 from decomposer.extraction.schema import Extraction
-from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS, Chunk, chunk_document
+from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS, TextChunk, chunk_document
 from decomposer.ingest.documents import ingest
 from decomposer.ingest.sources import SourceDocument, load_sources
 from decomposer.store import open_store
@@ -38,7 +38,7 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 TOOLS = ("mistral-api", "llama-4")
 
 
-def as_rows(doc: SourceDocument, chunks: Sequence[Chunk]) -> list[Piece]:
+def as_rows(doc: SourceDocument, chunks: Sequence[TextChunk]) -> list[Piece]:
     return [
         (ChunkRow(id=c.id, heading=c.heading, text=c.text, tokens=c.tokens), doc.source)
         for c in chunks

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from decomposer.core.tokens import estimate_tokens
 from decomposer.ingest.chunks import (
     DEFAULT_CHUNK_TOKENS,
-    Chunk,
+    TextChunk,
     chunk_document,
     fence_mask,
     heading_of,
@@ -28,7 +28,7 @@ def paragraph(seed: str, words: int) -> str:
     return " ".join(f"{seed}{i}" for i in range(words)) + ".\n"
 
 
-def assert_invariants(chunks: list[Chunk], text: str, budget: int) -> None:
+def assert_invariants(chunks: list[TextChunk], text: str, budget: int) -> None:
     assert "".join(chunk.text for chunk in chunks) == text
     position = 0
     for ordinal, chunk in enumerate(chunks):

@@ -12,7 +12,7 @@ from decomposer.extraction.consolidate import (
     resolve_quotes,
     same_capability,
 )
-from decomposer.extraction.schema import Capability
+from decomposer.extraction.schema import ExtractedCapability
 
 CHUNKS = [
     SourceChunk("c1", 1, 0, "Mistral supports function calling with parallel tool calls."),
@@ -21,7 +21,7 @@ CHUNKS = [
 
 
 def finding(name: str, quote: str, category: str = "function-calling") -> Finding:
-    claim = Capability(
+    claim = ExtractedCapability(
         name=name,
         category=category,
         description=f"{name} description",

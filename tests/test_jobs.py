@@ -22,10 +22,10 @@ from sqlalchemy import func, select
 
 from conftest import CLI, MISTRAL_URL, PROFILE_NONE, SECRET, capability, ok
 from decomposer.extraction import jobs
-from decomposer.fakeprovider import completion_for
 from decomposer.store import open_store
 from decomposer.store.models import Capability, ExtractionRun, Job, LLMCall, Tool
-from servers import serve
+from support.fakeprovider import completion_for
+from support.servers import serve
 
 PAGES = {
     f"p{i}.md": f"# Page {i}\n\nFeature number {i} lets teams do thing {i} quickly and well.\n"

@@ -14,10 +14,10 @@ import redis as redis_client
 from sqlalchemy import func, select
 
 from conftest import CLI, required_service
-from decomposer.fakeprovider import FakeConfig, create_app
 from decomposer.store import open_store
 from decomposer.store.models import Capability, ExtractionRun, Job, LLMCall
-from servers import serve
+from support.fakeprovider import FakeConfig, create_app
+from support.servers import serve
 
 RPS = 8
 PAGES = 24

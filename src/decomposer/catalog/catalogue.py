@@ -8,7 +8,7 @@ Format (documented in docs/comparator.md)::
     slug = "mistral-api"            # optional; derived from name
     name = "Mistral API"
     vendor = "Mistral AI"
-    type = "API"                    # one of decomposer.store.tools.TOOL_TYPES
+    type = "API"                    # one of decomposer.core.vocab.ToolType
     homepage = "https://docs.mistral.ai"
     categories = ["llm-api"]        # directory categories; `regenerate --all` pairs tools by these
 
@@ -45,12 +45,12 @@ from sqlalchemy.orm import Session
 
 from decomposer.core.errors import InputError
 from decomposer.core.text import slugify
+from decomposer.core.vocab import TOOL_TYPES, PricingModel
 from decomposer.store.catalogue_models import CatalogueEntry
 from decomposer.store.models import ProfileFact, Tool
-from decomposer.store.tools import TOOL_TYPES, find_tool
+from decomposer.store.tools import find_tool
 
 SCHEMA_VERSION = 1
-PRICING_MODELS = ("free", "freemium", "paid", "open-weights", "unknown")
 PROFILE_FIELDS = ("type", "pricing_model", "starting_price", "free_tier")
 COUNT_SIGNALS = ("github_stars", "monthly_downloads", "hf_likes", "integrations")
 SIGNALS = (*COUNT_SIGNALS, "last_release")
@@ -67,7 +67,7 @@ class PriceSpec(_Strict):
 
 
 class PricingSpec(_Strict):
-    model: Literal["free", "freemium", "paid", "open-weights", "unknown"] | None = None
+    model: PricingModel | None = None
     free_tier: bool | None = None
     starting_price: PriceSpec | None = None
 

@@ -29,12 +29,11 @@ from sqlalchemy.orm import Session
 from decomposer.catalog.catalogue import PROFILE_FIELDS, Sourced, effective_profile, load_facts
 from decomposer.catalog.score import Context, QualityInputs, ToolInputs
 from decomposer.core.errors import NotFoundError
+from decomposer.core.vocab import LIVE_STATUSES as LIVE
 from decomposer.store.catalogue_models import CatalogueEntry
 from decomposer.store.match_models import MatchEdge, MatchRun, SearchQueryCount
 from decomposer.store.models import Capability, Document, Evidence, Tool
 
-LIVE = ("approved", "proposed", "ungrounded")
-"""Statuses of capabilities that exist for matching and scoring (not rejected or vanished)."""
 CATEGORY_ORDER = (
     "models",
     "text-generation",

@@ -32,16 +32,16 @@ from decomposer.core.clock import utcnow
 from decomposer.core.config import Settings
 from decomposer.core.errors import DecomposerError, InputError
 from decomposer.core.text import slugify
+from decomposer.core.vocab import STATUSES, TOOL_TYPES
 from decomposer.extraction.jobs import STATES, list_jobs
-from decomposer.extraction.run import Progress as RunProgress
-from decomposer.extraction.run import RunReport, run_extraction
+from decomposer.extraction.run import RunProgress, RunReport, run_extraction
 from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
 from decomposer.ingest.documents import ingest
 from decomposer.providers.base import PROVIDERS, api_key, resolve
 from decomposer.providers.replay import ReplayTransport
 from decomposer.store import Store, open_store
-from decomposer.store.tools import TOOL_TYPES, add_tool, find_tool, list_tools
-from decomposer.views.capabilities import STATUSES, list_capabilities
+from decomposer.store.tools import add_tool, find_tool, list_tools
+from decomposer.views.capabilities import list_capabilities
 from decomposer.views.runs import list_runs
 
 INTERRUPTED = 130

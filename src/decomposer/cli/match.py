@@ -19,6 +19,7 @@ from rich.table import Table
 
 from decomposer.core.config import Settings
 from decomposer.core.errors import InputError
+from decomposer.core.vocab import MATCHES_PER_QUERY
 from decomposer.matching import match, queries
 from decomposer.matching.embed import EMBEDDERS, Embedder, VectorCache, make_embedder
 from decomposer.store import Store
@@ -118,7 +119,7 @@ def run_cmd(
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", help="Capabilities kept per query.")] = (
-        match.DEFAULT_TOP_K
+        MATCHES_PER_QUERY
     ),
     threshold: Annotated[
         float | None,

@@ -22,8 +22,9 @@ from decomposer.catalog.catalogue import import_catalogue, load_catalogue
 from decomposer.catalog.score import LABELS, SUBSCORES, explain, parse_weights, score_tool
 from decomposer.catalog.snapshot import load_snapshot
 from decomposer.core.errors import InputError
+from decomposer.core.vocab import CAPABILITIES_PER_SIDE
 from decomposer.pages.copy import Copywriter
-from decomposer.pages.model import DEFAULT_TOP_K, Options
+from decomposer.pages.model import Options
 from decomposer.pages.render import FORMATS, Renderer
 from decomposer.views.comparisons import load_comparison
 from decomposer.views.tools import tool_detail
@@ -176,7 +177,7 @@ def compare_cmd(
         Path | None, typer.Option("--out", help="Write here instead of stdout.")
     ] = None,
     include_unreviewed: UnreviewedOpt = False,
-    top_k: TopKOpt = DEFAULT_TOP_K,
+    top_k: TopKOpt = CAPABILITIES_PER_SIDE,
     weights: WeightsOpt = None,
     as_of: AsOfOpt = None,
 ) -> None:
@@ -252,7 +253,7 @@ def regenerate_cmd(
         typer.Option("--format", help="Repeatable; default all of md, html, json."),
     ] = None,
     include_unreviewed: UnreviewedOpt = False,
-    top_k: TopKOpt = DEFAULT_TOP_K,
+    top_k: TopKOpt = CAPABILITIES_PER_SIDE,
     weights: WeightsOpt = None,
     as_of: AsOfOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz
 
-from decomposer.extraction.schema import Capability as Claim
+from decomposer.extraction.schema import ExtractedCapability as Claim
 from decomposer.extraction.schema import locate
 
 NAME_MATCH_THRESHOLD = 88.0

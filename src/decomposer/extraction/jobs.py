@@ -17,11 +17,12 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from decomposer.core.vocab import JOB_STATES, JobState
 from decomposer.store import Store
 from decomposer.store.models import ExtractionRun, Job, Tool
 
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
-STATES = (QUEUED, RUNNING, DONE, FAILED)
+QUEUED, RUNNING, DONE, FAILED = JobState.QUEUED, JobState.RUNNING, JobState.DONE, JobState.FAILED
+STATES = JOB_STATES
 DEFAULT_LEASE = timedelta(minutes=10)
 """Longer than one call can take with all its retries (the retry deadline is 5 minutes)."""
 

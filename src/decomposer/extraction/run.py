@@ -22,6 +22,7 @@ from decomposer.calls.caller import CallResult, ModelCaller, request_hash
 from decomposer.calls.prompts import Prompt
 from decomposer.core.clock import Clock
 from decomposer.core.errors import DecomposerError, InputError, NotFoundError, ProviderError
+from decomposer.core.vocab import UNFINISHED_RUN_STATUSES as UNFINISHED
 from decomposer.extraction import jobs
 from decomposer.extraction.consolidate import (
     Finding,
@@ -48,15 +49,12 @@ from decomposer.store.models import (
 )
 from decomposer.store.tools import get_tool
 
-REVIEWED = ("approved", "rejected")
-"""Statuses set by a person; re-extractions propose changes to these (``review.diff``)."""
-UNFINISHED = ("running", "interrupted", "failed")
 Piece = tuple[Chunk, str]
 """A stored chunk and the source (path or URL) of its document."""
 
 
 @dataclass
-class Progress:
+class RunProgress:
     """Running totals handed to the progress callback after each call."""
 
     total: int
@@ -83,13 +81,13 @@ class Progress:
 class RunReport:
     run_id: int
     tool: str
-    progress: Progress
+    progress: RunProgress
     capabilities: int
     changes: SyncReport
     """What the run did to the stored records: created, refreshed, proposed, vanished, …"""
 
 
-OnProgress = Callable[[Progress], None]
+OnProgress = Callable[[RunProgress], None]
 
 
 async def run_extraction(
@@ -299,7 +297,7 @@ async def execute_jobs(
     concurrency: int = 4,
     on_progress: OnProgress | None = None,
     worker: str | None = None,
-) -> Progress:
+) -> RunProgress:
     """Claim and run a run's queued jobs with ``concurrency`` workers in this process.
 
     After the first provider failure no new job is started; the ones in flight finish. On
@@ -309,7 +307,7 @@ async def execute_jobs(
     me = worker or jobs.worker_id()
     with caller.store.transaction() as session:
         inputs = load_inputs(session, run_id)
-    progress = Progress(total=inputs.total, done=inputs.done)
+    progress = RunProgress(total=inputs.total, done=inputs.done)
     failures: list[ProviderError] = []
     held: set[int] = set()
 
@@ -349,7 +347,7 @@ async def execute_jobs(
 
 
 def finalize_run(
-    store: Store, run_id: int, clock: Clock, progress: Progress | None = None
+    store: Store, run_id: int, clock: Clock, progress: RunProgress | None = None
 ) -> RunReport:
     """Write a finished run's capabilities, evidence and profile in one transaction.
 
@@ -382,7 +380,7 @@ def finalize_run(
             for j in ordered
         ]
         groups = [inputs.groups[j.id] for j in ordered]
-        progress = progress or Progress(total=len(ordered), done=len(ordered))
+        progress = progress or RunProgress(total=len(ordered), done=len(ordered))
         progress.chunks = sum(len(g) for g in groups)
         return _write_results(session, tool.slug, run_id, groups, results, progress, clock)
 
@@ -478,7 +476,7 @@ def _write_results(
     run_id: int,
     groups: Sequence[Sequence[Piece]],
     results: Sequence[CallResult],
-    progress: Progress,
+    progress: RunProgress,
     clock: Clock,
 ) -> RunReport:
     tool = get_tool(session, tool_slug)

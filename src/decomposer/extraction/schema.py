@@ -11,45 +11,30 @@ import copy
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
-from typing import Any, Literal, get_args
+from collections.abc import Sequence
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, WithJsonSchema, model_validator
 
+from decomposer.core.vocab import Category, PricingModel, enum_schema
 from decomposer.extraction.grounding import find_quote
 
-Category = Literal[
-    "models",
-    "text-generation",
-    "structured-output",
-    "function-calling",
-    "embeddings",
-    "code",
-    "vision",
-    "multimodal",
-    "long-context",
-    "fine-tuning",
-    "batch",
-    "safety",
-    "deployment",
-    "platform",
-    "pricing",
-    "other",
-]
-CATEGORIES: tuple[str, ...] = get_args(Category)
-
-PricingModel = Literal["free", "freemium", "paid", "open-weights", "unknown"]
+CategoryField = Annotated[Category, WithJsonSchema(enum_schema(Category))]
+PricingModelField = Annotated[PricingModel, WithJsonSchema(enum_schema(PricingModel))]
+WIRE_NAMES = {"ExtractedCapability": "Capability", "StatedPrice": "Price"}
+"""Schema names the model has always been sent: renaming a class must not change the request
+schema, whose digest is part of every cache key."""
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Capability(_Strict):
+class ExtractedCapability(_Strict):
     """One thing the product can do, as stated by its documentation."""
 
     name: str
-    category: Category
+    category: CategoryField
     description: str
     unique: str
     vs_alternatives: str
@@ -63,7 +48,9 @@ class Fact(_Strict):
     evidence: str
 
 
-class Price(_Strict):
+class StatedPrice(_Strict):
+    """A price quoted by the docs, as the model read it (the catalogue has its own ``Price``)."""
+
     amount: float
     currency: str = Field(description="ISO code, e.g. USD")
     unit: str = Field(description="e.g. 1M input tokens")
@@ -79,15 +66,15 @@ class Profile(_Strict):
     """Product facts; null where this part of the docs does not state them."""
 
     type: Fact | None = Field(description="API, Model, Library or Platform")
-    pricing_model: PricingModel | None
-    starting_price: Price | None
+    pricing_model: PricingModelField | None
+    starting_price: StatedPrice | None
     free_tier: FreeTier | None
 
 
 class Extraction(_Strict):
     """Capabilities and profile facts found in one part of a product's documentation."""
 
-    capabilities: list[Capability]
+    capabilities: list[ExtractedCapability]
     profile: Profile
 
     @classmethod
@@ -122,7 +109,7 @@ class Extraction(_Strict):
         found.extend(fact.evidence for fact in self.profile_facts())
         return found
 
-    def profile_facts(self) -> list[Fact | Price | FreeTier]:
+    def profile_facts(self) -> list[Fact | StatedPrice | FreeTier]:
         p = self.profile
         return [f for f in (p.type, p.starting_price, p.free_tier) if f is not None]
 
@@ -153,10 +140,6 @@ def locate(quote: str, sources: Sequence[str]) -> tuple[int, int, int, float] | 
     return best
 
 
-def validation_context(chunks: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    return {"chunks": list(chunks)}
-
-
 def _lean(node: Any, top: bool = False) -> Any:
     if isinstance(node, list):
         return [_lean(item) for item in node]
@@ -164,12 +147,24 @@ def _lean(node: Any, top: bool = False) -> Any:
         return node
     is_model = node.get("type") == "object" and "properties" in node
     return {
-        key: (
-            _lean(value)
-            if key not in ("properties", "$defs")
-            else {name: _lean(sub) for name, sub in value.items()}
-        )
+        key: _lean_value(key, value)
         for key, value in node.items()
         if not (key == "title" and isinstance(value, str) and not top)
         and not (key == "description" and is_model and not top)
     }
+
+
+def _lean_value(key: str, value: Any) -> Any:
+    if key == "properties":
+        return {name: _lean(sub) for name, sub in value.items()}
+    if key == "$defs":
+        renamed = {_wire(name): _lean(sub) for name, sub in value.items()}
+        return dict(sorted(renamed.items()))
+    if key == "$ref":
+        prefix, _, name = value.rpartition("/")
+        return f"{prefix}/{_wire(name)}"
+    return _lean(value)
+
+
+def _wire(name: str) -> str:
+    return WIRE_NAMES.get(name, name)

@@ -27,7 +27,7 @@ _FENCE = re.compile(r"[ \t]*(`{3,}|~{3,})(.*)")
 
 
 @dataclass(frozen=True, slots=True)
-class Chunk:
+class TextChunk:
     """One LLM request's worth of a document; ``text == document_text[start:end]``."""
 
     id: str
@@ -56,7 +56,7 @@ class _Section:
     end_line: int
 
 
-def chunk_document(doc_key: str, text: str, budget: int = DEFAULT_CHUNK_TOKENS) -> list[Chunk]:
+def chunk_document(doc_key: str, text: str, budget: int = DEFAULT_CHUNK_TOKENS) -> list[TextChunk]:
     """Cut ``text`` into chunks of at most ``budget`` estimated tokens that tile it exactly.
 
     ``doc_key`` scopes chunk ids to one document, so an unchanged section keeps its id when
@@ -296,14 +296,16 @@ def _fold_blank_groups(text: str, groups: Sequence[_Span], budget: int) -> list[
     return folded
 
 
-def _make_chunks(doc_key: str, text: str, groups: Sequence[_Span]) -> list[Chunk]:
-    chunks: list[Chunk] = []
+def _make_chunks(doc_key: str, text: str, groups: Sequence[_Span]) -> list[TextChunk]:
+    chunks: list[TextChunk] = []
     seen: dict[str, int] = {}
     for ordinal, group in enumerate(groups):
         body = text[group.start : group.end]
         chunk_id = _chunk_id(doc_key, body, seen)
         tokens = estimate_tokens(body)
-        chunks.append(Chunk(chunk_id, ordinal, group.start, group.end, group.heading, body, tokens))
+        chunks.append(
+            TextChunk(chunk_id, ordinal, group.start, group.end, group.heading, body, tokens)
+        )
     return chunks
 
 

@@ -36,7 +36,6 @@ MEDIA_TYPES: Mapping[str, str] = MappingProxyType(
         ".txt": "text/plain",
     }
 )
-SUPPORTED_EXTENSIONS = frozenset(MEDIA_TYPES)
 _SUPPORTED_LIST = ", ".join(MEDIA_TYPES)
 
 _FETCH_TIMEOUT = httpx.Timeout(30.0, connect=10.0)

@@ -24,7 +24,6 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from decomposer.catalog.snapshot import (
-    LIVE,
     comparable,
     latest_run,
     load_snapshot,
@@ -32,15 +31,14 @@ from decomposer.catalog.snapshot import (
     times_matched_counts,
 )
 from decomposer.core.errors import InputError
+from decomposer.core.vocab import LIVE_STATUSES as LIVE
+from decomposer.core.vocab import MATCHES_PER_QUERY
 from decomposer.matching.align import align, top_k
 from decomposer.matching.embed import Embedder, Tokenizer, capability_text, shared_terms
 from decomposer.store import Store
 from decomposer.store.match_models import MatchEdge, MatchRun, SearchQuery
 from decomposer.store.models import Capability, Tool
 from decomposer.store.tools import get_tool
-
-DEFAULT_TOP_K = 10
-
 
 # --- running the match ---------------------------------------------------------------------------
 
@@ -94,7 +92,7 @@ def run_match(
     embedder: Embedder,
     *,
     now: datetime,
-    k: int = DEFAULT_TOP_K,
+    k: int = MATCHES_PER_QUERY,
     threshold: float | None = None,
 ) -> MatchReport:
     """Match every stored query to its top-k capabilities and store the graph (one transaction).

@@ -12,9 +12,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from decomposer.catalog.score import Weights
+from decomposer.core.vocab import CAPABILITIES_PER_SIDE
 
 SCHEMA_VERSION = 1
-DEFAULT_TOP_K = 8
 MISSING = "—"
 
 
@@ -102,7 +102,7 @@ class Verdict(_Model):
 class Options(_Model):
     """Page-wide settings. ``as_of`` is kept as the first day of its month (see score.py)."""
 
-    top_k: int = Field(default=DEFAULT_TOP_K, ge=1)
+    top_k: int = Field(default=CAPABILITIES_PER_SIDE, ge=1)
     include_unreviewed: bool = False
     weights: dict[str, float] = Field(default_factory=lambda: Weights().as_dict())
     as_of: date

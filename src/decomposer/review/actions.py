@@ -30,9 +30,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from decomposer.core.errors import ConflictError, InputError
-from decomposer.extraction.schema import CATEGORIES
+from decomposer.core.vocab import CATEGORIES, STATUSES
+from decomposer.core.vocab import REVIEW_ACTIONS as ACTIONS
 from decomposer.review.queries import (
-    STATUSES,
     Filter,
     get_capability,
     open_proposal,
@@ -44,7 +44,6 @@ from decomposer.store.review_models import ReviewEvent
 
 FIELDS = ("name", "category", "description", "unique", "vs_alternatives")
 """Capability fields a reviewer may edit (``unique`` is stored in column ``unique_line``)."""
-ACTIONS = ("approve", "reject", "edit", "keep")
 MAX_FIELD = {"name": 300, "category": 50}
 Clock = Callable[[], datetime]
 

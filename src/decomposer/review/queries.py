@@ -17,15 +17,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from decomposer.core.errors import InputError, NotFoundError
-from decomposer.extraction.schema import CATEGORIES
+from decomposer.core.vocab import CATEGORIES, STATUSES
+from decomposer.core.vocab import PENDING_STATUSES as PENDING
+from decomposer.core.vocab import REVIEWED_STATUSES as REVIEWED
 from decomposer.store.models import Capability, Evidence, Tool
 from decomposer.store.review_models import CapabilityProposal, ReviewEvent
 from decomposer.store.tools import get_tool
-
-STATUSES = ("proposed", "ungrounded", "approved", "rejected", "vanished")
-PENDING = ("proposed", "ungrounded", "vanished")
-"""Statuses waiting for a person; a capability with an open proposal is pending too."""
-REVIEWED = ("approved", "rejected")
 
 
 class EventView(BaseModel):

@@ -10,9 +10,8 @@ from sqlalchemy.orm import Session
 
 from decomposer.core.errors import InputError, NotFoundError
 from decomposer.core.text import slugify
+from decomposer.core.vocab import TOOL_TYPES
 from decomposer.store.models import Capability, Document, Tool
-
-TOOL_TYPES = ("API", "Model", "Library", "Platform", "App", "Service", "Other")
 
 
 def add_tool(

@@ -7,10 +7,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from decomposer.core.errors import InputError
+from decomposer.core.vocab import STATUSES
 from decomposer.store.models import Capability, Evidence
 from decomposer.store.tools import get_tool
-
-STATUSES = ("proposed", "ungrounded", "approved", "rejected", "vanished")
 
 
 class EvidenceItem(BaseModel):

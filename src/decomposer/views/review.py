@@ -11,11 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from decomposer.core.errors import InputError
-from decomposer.extraction.schema import CATEGORIES
+from decomposer.core.vocab import CATEGORIES, STATUSES
+from decomposer.core.vocab import PENDING_STATUSES as PENDING
 from decomposer.review.diff import word_diff
 from decomposer.review.queries import (
-    PENDING,
-    STATUSES,
     EventView,
     Filter,
     ProposalView,

@@ -13,9 +13,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from decomposer.core.clock import utcnow
 from decomposer.core.errors import ConflictError, DecomposerError, InputError, NotFoundError
-from decomposer.extraction.schema import CATEGORIES
+from decomposer.core.vocab import CATEGORIES, STATUSES
+from decomposer.core.vocab import PENDING_STATUSES as PENDING
 from decomposer.review.actions import FIELDS, submit
-from decomposer.review.queries import PENDING, STATUSES, get_capability
+from decomposer.review.queries import get_capability
 from decomposer.store import Store
 from decomposer.views import review as views
 from decomposer.views.review import queue_filter

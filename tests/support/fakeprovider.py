@@ -5,7 +5,7 @@ grounded extraction: one capability per ``<document>`` in the prompt, quoting th
 first sentence. Latency follows a log-normal distribution; requests/second and tokens/minute
 limits answer 429 with ``Retry-After`` like a real provider. ``GET /stats`` reports what it saw.
 
-    python -m decomposer.fakeprovider --port 8765 --rps 20 --tpm 400000 --latency-ms 150
+    python tests/support/fakeprovider.py --port 8765 --rps 20 --tpm 400000 --latency-ms 150
 """
 
 from __future__ import annotations
