@@ -18,7 +18,9 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from decomposer.core.config import Settings
 from decomposer.store import Store, open_store
-from decomposer.web import api, pages
+from decomposer.web.api import router as api_router
+from decomposer.web.pages import install_handlers
+from decomposer.web.pages import router as pages_router
 from decomposer.web.security import HERE, SESSION_HOURS, UISettings
 
 
@@ -48,10 +50,10 @@ def create_app(
     app.state.settings = settings
     app.state.ui = ui
 
-    app.include_router(api.router)
-    app.include_router(pages.router)
+    app.include_router(api_router)
+    app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    pages.install_handlers(app)
+    install_handlers(app)
 
     @app.middleware("http")
     async def security_headers(
