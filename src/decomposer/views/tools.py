@@ -41,6 +41,32 @@ class CatalogueInfo(_Frozen):
     revision: int
 
 
+class ScorePart(_Frozen):
+    label: str
+    value: str
+    computation: str
+    score: float
+
+
+class SubScoreView(_Frozen):
+    value: int
+    exact: float
+    how: str
+    parts: list[ScorePart]
+
+
+class ScoresView(_Frozen):
+    """A default-weight score card (``ScoreCard.as_json``): Rank and the five sub-scores."""
+
+    rank: int
+    rank_how: str
+    adoption: SubScoreView
+    quality: SubScoreView
+    ecosystem: SubScoreView
+    match_graph: SubScoreView
+    freshness: SubScoreView
+
+
 class ToolShow(_Frozen):
     """``decomposer tool show --json``."""
 
@@ -64,7 +90,7 @@ class ToolPage(_Frozen):
     homepage: str | None
     counts: dict[str, int]
     profile: dict[str, dict[str, Any] | None]
-    scores: dict[str, Any] | None
+    scores: ScoresView | None
     score_error: str | None
     others: list[str]
     vs: str | None
@@ -82,7 +108,7 @@ class ToolDetail(_Frozen):
     profile: dict[str, dict[str, Any] | None]
     counts: dict[str, int]
     """Capabilities per status plus ``pending`` and ``changed``; empty when it has none."""
-    scores: dict[str, Any] | None
+    scores: ScoresView | None
     score_error: str | None
     others: list[str]
 
@@ -143,11 +169,11 @@ def tool_detail(session: Session, slug: str, as_of: date | None = None) -> ToolD
     )
 
 
-def _scores(session: Session, slug: str, as_of: date) -> tuple[dict[str, Any] | None, str | None]:
+def _scores(session: Session, slug: str, as_of: date) -> tuple[ScoresView | None, str | None]:
     """The default-weight score card, or why there is none (shown on the page, not raised)."""
     try:
         snap = load_snapshot(session, [slug])
         card = score_tool(snap.tools[slug].inputs(), snap.context, Weights(), as_of)
     except DecomposerError as exc:
         return None, str(exc)
-    return card.as_json(), None
+    return ScoresView.model_validate(card.as_json()), None
