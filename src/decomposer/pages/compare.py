@@ -31,6 +31,7 @@ from decomposer.pages.model import (
     Options,
     Row,
     SharedView,
+    SourcedView,
     ToolSide,
     Verdict,
 )
@@ -138,7 +139,7 @@ def build_side(tool: ToolRecord, card: ScoreCard, options: Options) -> ToolSide:
         vendor=tool.vendor,
         homepage=tool.homepage,
         categories=list(tool.categories),
-        profile={k: (v.as_json() if v is not None else None) for k, v in tool.profile.items()},
+        profile={k: SourcedView.of(v) for k, v in tool.profile.items()},
         type_text=str(tool_type) if tool_type else MISSING,
         pricing_text=PRICING_LABELS.get(str(pricing), str(pricing)) if pricing else MISSING,
         price_text=format_price(price if isinstance(price, Price) else None),

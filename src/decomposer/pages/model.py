@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from decomposer.catalog.score import Weights
+from decomposer.catalog.catalogue import Sourced
+from decomposer.catalog.score import ScoreCard, Weights
 from decomposer.core.vocab import CAPABILITIES_PER_SIDE
 
 SCHEMA_VERSION = 1
@@ -20,6 +21,48 @@ MISSING = "—"
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+class ScorePart(_Model):
+    label: str
+    value: str
+    computation: str
+    score: float
+
+
+class SubScoreView(_Model):
+    value: int
+    exact: float
+    how: str
+    parts: list[ScorePart]
+
+
+class ScoresView(_Model):
+    """A default-weight score card (``ScoreCard.as_json``): Rank and the five sub-scores."""
+
+    rank: int
+    rank_how: str
+    adoption: SubScoreView
+    quality: SubScoreView
+    ecosystem: SubScoreView
+    match_graph: SubScoreView
+    freshness: SubScoreView
+
+    @classmethod
+    def of(cls, card: ScoreCard) -> ScoresView:
+        return cls.model_validate(card.as_json())
+
+
+class SourcedView(_Model):
+    """A profile value and where it came from (catalogue, tool registry or docs quote)."""
+
+    value: Any
+    source: str
+    quote: str | None
+
+    @classmethod
+    def of(cls, item: Sourced | None) -> SourcedView | None:
+        return None if item is None else cls.model_validate(item.as_json())
 
 
 class EvidenceView(_Model):
@@ -48,7 +91,7 @@ class ToolSide(_Model):
     vendor: str | None
     homepage: str | None
     categories: list[str]
-    profile: dict[str, Any]
+    profile: dict[str, SourcedView | None]
     type_text: str
     pricing_text: str
     price_text: str
@@ -56,6 +99,7 @@ class ToolSide(_Model):
     rank: int
     subscores: dict[str, int]
     scores: dict[str, Any]
+    """``ScoreCard.as_json``: the same shape as ``ScoresView``, kept loose for hand-built sides."""
     capabilities_count: int
     approved_count: int
     draft_count: int

@@ -18,6 +18,7 @@ from decomposer.catalog.catalogue import effective_profile, load_facts
 from decomposer.catalog.score import Weights, score_tool
 from decomposer.catalog.snapshot import load_snapshot
 from decomposer.core.errors import DecomposerError
+from decomposer.pages.model import ScoresView, SourcedView
 from decomposer.review.queries import counts
 from decomposer.store.catalogue_models import CatalogueEntry
 from decomposer.store.models import Tool
@@ -41,32 +42,6 @@ class CatalogueInfo(_Frozen):
     revision: int
 
 
-class ScorePart(_Frozen):
-    label: str
-    value: str
-    computation: str
-    score: float
-
-
-class SubScoreView(_Frozen):
-    value: int
-    exact: float
-    how: str
-    parts: list[ScorePart]
-
-
-class ScoresView(_Frozen):
-    """A default-weight score card (``ScoreCard.as_json``): Rank and the five sub-scores."""
-
-    rank: int
-    rank_how: str
-    adoption: SubScoreView
-    quality: SubScoreView
-    ecosystem: SubScoreView
-    match_graph: SubScoreView
-    freshness: SubScoreView
-
-
 class ToolShow(_Frozen):
     """``decomposer tool show --json``."""
 
@@ -76,7 +51,7 @@ class ToolShow(_Frozen):
     type: str | None
     homepage: str | None
     catalogue: CatalogueInfo | None
-    profile: dict[str, dict[str, Any] | None]
+    profile: dict[str, SourcedView | None]
     capabilities: dict[str, int]
 
 
@@ -89,7 +64,7 @@ class ToolPage(_Frozen):
     vendor: str | None
     homepage: str | None
     counts: dict[str, int]
-    profile: dict[str, dict[str, Any] | None]
+    profile: dict[str, SourcedView | None]
     scores: ScoresView | None
     score_error: str | None
     others: list[str]
@@ -105,7 +80,7 @@ class ToolDetail(_Frozen):
     vendor: str | None
     homepage: str | None
     catalogue: CatalogueInfo | None
-    profile: dict[str, dict[str, Any] | None]
+    profile: dict[str, SourcedView | None]
     counts: dict[str, int]
     """Capabilities per status plus ``pending`` and ``changed``; empty when it has none."""
     scores: ScoresView | None
@@ -161,7 +136,7 @@ def tool_detail(session: Session, slug: str, as_of: date | None = None) -> ToolD
             imported_at=entry.imported_at.isoformat(),
             revision=entry.revision,
         ),
-        profile={k: (v.as_json() if v else None) for k, v in profile.items()},
+        profile={k: SourcedView.of(v) for k, v in profile.items()},
         counts=counts(session).get(tool.slug, {}),
         scores=scores,
         score_error=score_error,
@@ -176,4 +151,4 @@ def _scores(session: Session, slug: str, as_of: date) -> tuple[ScoresView | None
         card = score_tool(snap.tools[slug].inputs(), snap.context, Weights(), as_of)
     except DecomposerError as exc:
         return None, str(exc)
-    return ScoresView.model_validate(card.as_json()), None
+    return ScoresView.of(card), None
