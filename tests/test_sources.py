@@ -11,13 +11,8 @@ import respx
 from decomposer.core.errors import InputError
 from decomposer.core.text import slugify
 from decomposer.ingest.chunks import fence_mask, heading_of, split_lines
-from decomposer.ingest.sources import (
-    SourceDocument,
-    clean_mdx,
-    html_to_markdown,
-    load_sources,
-    split_front_matter,
-)
+from decomposer.ingest.convert import clean_mdx, html_to_markdown, split_front_matter
+from decomposer.ingest.sources import SourceDocument, load_sources
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS}")

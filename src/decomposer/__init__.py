@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from decomposer.pages.model import Options
     from decomposer.pages.regenerate import regenerate
     from decomposer.pages.render import Renderer
-    from decomposer.providers.base import resolve
+    from decomposer.providers.base import api_key, resolve
     from decomposer.providers.replay import ReplayTransport
     from decomposer.review.actions import Outcome
     from decomposer.review.actions import submit as submit_review
@@ -53,6 +53,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "add_tool": ("decomposer.store.tools", "add_tool"),
     "list_tools": ("decomposer.store.tools", "list_tools"),
     "resolve": ("decomposer.providers.base", "resolve"),
+    "api_key": ("decomposer.providers.base", "api_key"),
     "ReplayTransport": ("decomposer.providers.replay", "ReplayTransport"),
     "RunSetup": ("decomposer.calls.runtime", "RunSetup"),
     "limits_for": ("decomposer.calls.runtime", "limits_for"),
@@ -93,6 +94,7 @@ __all__ = [
     "ToolType",
     "__version__",
     "add_tool",
+    "api_key",
     "compare",
     "import_catalogue",
     "import_queries",

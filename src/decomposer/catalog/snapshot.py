@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from decomposer.catalog.catalogue import PROFILE_FIELDS, Sourced, effective_profile, load_facts
 from decomposer.catalog.score import Context, QualityInputs, ToolInputs
 from decomposer.core.errors import NotFoundError
-from decomposer.core.vocab import LIVE_STATUSES as LIVE
+from decomposer.core.vocab import LIVE_STATUSES, CapabilityStatus
 from decomposer.store.catalogue_models import CatalogueEntry
 from decomposer.store.match_models import MatchEdge, MatchRun, SearchQueryCount
 from decomposer.store.models import Capability, Document, Evidence, Tool
@@ -286,7 +286,7 @@ def times_matched_counts(session: Session) -> dict[str, int]:
         .where(
             MatchEdge.run_id == run.id,
             MatchEdge.score >= run.threshold,
-            Capability.status.in_(LIVE),
+            Capability.status.in_(LIVE_STATUSES),
         )
         .distinct()
     ).all()
@@ -301,7 +301,7 @@ def times_matched_counts(session: Session) -> dict[str, int]:
 
 
 def comparable(caps: Iterable[CapRecord], include_unreviewed: bool) -> list[CapRecord]:
-    allowed = {"approved", "proposed", "ungrounded"} if include_unreviewed else {"approved"}
+    allowed = LIVE_STATUSES if include_unreviewed else (CapabilityStatus.APPROVED,)
     return sorted((c for c in caps if c.status in allowed), key=_order_key)
 
 

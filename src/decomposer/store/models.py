@@ -1,4 +1,9 @@
-"""ORM tables. The schema itself is owned by the Alembic migrations beside this module."""
+"""The core ORM tables: tools, documents and chunks, extraction runs and jobs, the model call log
+and cache, capabilities with their evidence, and profile facts.
+
+The schema itself is owned by the Alembic migrations beside this module. Columns holding a word
+from a vocabulary are plain strings; the words are defined in ``decomposer.core.vocab``.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ class Base(DeclarativeBase):
 
 
 class Tool(Base):
+    """A product whose docs are ingested; ``type`` is a ``ToolType``."""
+
     __tablename__ = "tools"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -75,6 +82,8 @@ class Chunk(Base):
 
 
 class ExtractionRun(Base):
+    """One extraction of a tool's documents; ``status`` is a ``RunStatus``."""
+
     __tablename__ = "extraction_runs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -102,8 +111,9 @@ class ExtractionRun(Base):
 class Job(Base):
     """One model request of a run (a chunk or a packed group), durable across crashes.
 
-    ``done`` means the answer is in ``llm_cache`` under ``request_hash``; a ``running`` job whose
-    lease expired, or whose local worker process is gone, is claimable again.
+    ``state`` is a ``JobState``: ``done`` means the answer is in ``llm_cache`` under
+    ``request_hash``; a ``running`` job whose lease expired, or whose local worker process is
+    gone, is claimable again.
     """
 
     __tablename__ = "jobs"
@@ -167,6 +177,9 @@ class CachedResponse(Base):
 
 
 class Capability(Base):
+    """A capability record, merged across chunks and runs; ``status`` is a
+    ``CapabilityStatus`` and ``category`` a ``Category``."""
+
     __tablename__ = "capabilities"
     __table_args__ = (Index("ix_capabilities_tool_status", "tool_id", "status"),)
 

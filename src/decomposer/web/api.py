@@ -6,7 +6,7 @@ needs the token in the ``X-CSRF-Token`` header (403 without). Conflicts answer 4
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from decomposer.core.clock import utcnow
 from decomposer.core.errors import ConflictError
+from decomposer.core.vocab import ReviewAction
 from decomposer.pages.model import Comparison
 from decomposer.review.actions import submit
 from decomposer.review.queries import EventView, history
@@ -46,7 +47,7 @@ class Login(BaseModel):
 
 
 class ReviewRequest(BaseModel):
-    action: Literal["approve", "reject", "edit", "keep"]
+    action: ReviewAction
     version: int = Field(description="The capability version you reviewed (conflict if stale).")
     changes: dict[str, str] = Field(
         default_factory=dict,

@@ -1,0 +1,1 @@
+"""Evals: golden sets of hand-labelled capabilities, and scoring of extractions against them."""
