@@ -248,16 +248,16 @@ def build_comparison(
         only_in_a=only_a,
         only_in_b=only_b,
         alignment=alignment,
-        summary=copy._clean(copy.summary.render(ctx)),
-        basis=copy._clean(copy.basis.render(ctx)),
+        summary=copy.clean(copy.summary.render(ctx)),
+        basis=copy.clean(copy.basis.render(ctx)),
         verdict=Verdict(
             leader=facts["leader"],
             leads=leads,
             ties=[x.name for x in facts["ties"]],
-            text=copy._clean(copy.verdict.render(ctx)),
+            text=copy.clean(copy.verdict.render(ctx)),
         ),
         score_note=score_note,
-        search_text=copy._clean(copy.search.render(ctx)),
+        search_text=copy.clean(copy.search.render(ctx)),
     )
 
 

@@ -83,7 +83,8 @@ class Copywriter:
         self.search = self.env.get_template("search.txt.j2")
 
     @staticmethod
-    def _clean(text: str) -> str:
+    def clean(text: str) -> str:
+        """Rendered copy as one line: templates wrap freely, pages show single-spaced text."""
         return " ".join(text.split())
 
 
