@@ -187,7 +187,7 @@ class JobSummary(BaseModel):
     position: int
     chunks: int
     tokens: int
-    state: str
+    state: JobState
     attempts: int
     last_error: str | None
     worker: str | None

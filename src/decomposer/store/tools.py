@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from decomposer.core.errors import InputError, NotFoundError
 from decomposer.core.text import slugify
-from decomposer.core.vocab import TOOL_TYPES
+from decomposer.core.vocab import TOOL_TYPES, ToolType
 from decomposer.store.models import Capability, Document, Tool
 
 
@@ -68,7 +68,7 @@ class ToolSummary(BaseModel):
 
     slug: str
     name: str
-    type: str | None
+    type: ToolType | None
     vendor: str | None
     homepage: str | None
     documents: int

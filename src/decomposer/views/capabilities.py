@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from decomposer.core.errors import InputError
-from decomposer.core.vocab import STATUSES
+from decomposer.core.vocab import STATUSES, CapabilityStatus
 from decomposer.store.models import Capability, Evidence
 from decomposer.store.tools import get_tool
 
@@ -38,7 +38,7 @@ class CapabilityRecord(BaseModel):
     description: str
     unique: str
     vs_alternatives: str
-    status: str
+    status: CapabilityStatus
     version: int
     evidence: list[EvidenceItem]
 

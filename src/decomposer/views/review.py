@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from decomposer.core.errors import InputError
-from decomposer.core.vocab import CATEGORIES, STATUSES
+from decomposer.core.vocab import CATEGORIES, STATUSES, CapabilityStatus
 from decomposer.core.vocab import PENDING_STATUSES as PENDING
 from decomposer.review.diff import word_diff
 from decomposer.review.queries import (
@@ -85,7 +85,7 @@ class CapabilityDetail(_Frozen):
     description: str
     unique: str
     vs_alternatives: str
-    status: str
+    status: CapabilityStatus
     version: int
     evidence: list[EvidenceDetail]
     proposal: str | None

@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from decomposer.core.vocab import RunStatus
 from decomposer.store.models import ExtractionRun, LLMCall, Tool
 
 
@@ -16,7 +17,7 @@ class RunSummary(BaseModel):
 
     id: int
     tool: str
-    status: str
+    status: RunStatus
     provider: str
     model: str
     mode: str

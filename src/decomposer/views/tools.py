@@ -18,6 +18,7 @@ from decomposer.catalog.catalogue import effective_profile, load_facts
 from decomposer.catalog.score import Weights, score_tool
 from decomposer.catalog.snapshot import load_snapshot
 from decomposer.core.errors import DecomposerError
+from decomposer.core.vocab import ToolType
 from decomposer.pages.model import ScoresView, SourcedView
 from decomposer.review.queries import counts
 from decomposer.store.catalogue_models import CatalogueEntry
@@ -48,7 +49,7 @@ class ToolShow(_Frozen):
     slug: str
     name: str
     vendor: str | None
-    type: str | None
+    type: ToolType | None
     homepage: str | None
     catalogue: CatalogueInfo | None
     profile: dict[str, SourcedView | None]
@@ -60,7 +61,7 @@ class ToolPage(_Frozen):
 
     slug: str
     name: str
-    type: str | None
+    type: ToolType | None
     vendor: str | None
     homepage: str | None
     counts: dict[str, int]
@@ -76,7 +77,7 @@ class ToolDetail(_Frozen):
 
     slug: str
     name: str
-    type: str | None
+    type: ToolType | None
     vendor: str | None
     homepage: str | None
     catalogue: CatalogueInfo | None
