@@ -212,11 +212,12 @@ async def run_decomposer(
     from sqlalchemy import func, select
 
     from decomposer.calls.caller import RetryPolicy
-    from decomposer.calls.runtime import RunSetup, model_caller
+    from decomposer.calls.runtime import RunSetup
     from decomposer.core.config import Settings
     from decomposer.core.errors import ProviderError
     from decomposer.extraction import jobs
     from decomposer.extraction.run import RunProgress, run_extraction
+    from decomposer.extraction.task import model_caller
     from decomposer.ingest.documents import ingest
     from decomposer.providers.base import ProviderConfig
     from decomposer.providers.ratelimit import Limits

@@ -19,13 +19,14 @@ import typer
 from sqlalchemy import select
 
 from conftest import MISTRAL_URL, OPENAI_URL, PROFILE_NONE, SECRET, capability, completion
-from decomposer.calls.runtime import RunSetup, model_caller
+from decomposer.calls.runtime import RunSetup
 from decomposer.cli.app import Env
 from decomposer.core.clock import utcnow
 from decomposer.core.config import Settings
 from decomposer.core.errors import ConfigError
 from decomposer.extraction import batch
 from decomposer.extraction.run import context_for, load_inputs
+from decomposer.extraction.task import model_caller
 from decomposer.ingest.documents import ingest
 from decomposer.providers.base import resolve
 from decomposer.store import Store

@@ -20,9 +20,10 @@ from conftest import (
     completion,
     ok,
 )
-from decomposer.calls.caller import ModelCaller, RetryPolicy
+from decomposer.calls.caller import RetryPolicy
 from decomposer.calls.prompts import load_prompt
 from decomposer.core.errors import ProviderError
+from decomposer.extraction.task import ExtractionCaller
 from decomposer.providers.base import ProviderConfig
 from decomposer.providers.pricing import load_prices
 from decomposer.store.models import LLMCall
@@ -36,7 +37,7 @@ URLS = {"mistral": MISTRAL_URL, "openai": OPENAI_URL}
 
 def caller(store, http, fake_sleep, provider="mistral", mode="json_schema", **policy: Any):
     model = {"mistral": "mistral-small-latest", "openai": "gpt-4o-mini"}[provider]
-    return ModelCaller(
+    return ExtractionCaller(
         cfg=ProviderConfig(provider, model, mode),
         key=SECRET,
         prompt=load_prompt(),
@@ -287,7 +288,7 @@ def test_cache_key_covers_every_setting(store, change):
     base = ProviderConfig("mistral", "mistral-small-latest", "json_schema")
     fields = {**base.__dict__, **change}
     prompt, prices = load_prompt(), load_prices()
-    a = ModelCaller(
+    a = ExtractionCaller(
         cfg=base,
         key="k",
         prompt=prompt,
@@ -295,7 +296,7 @@ def test_cache_key_covers_every_setting(store, change):
         http=None,  # type: ignore[arg-type]
         prices=prices,
     )
-    b = ModelCaller(
+    b = ExtractionCaller(
         cfg=ProviderConfig(**fields), key="k", prompt=prompt, store=store, http=None, prices=prices
     )  # type: ignore[arg-type]
     assert a.request_hash(CONTEXT) != b.request_hash(CONTEXT)

@@ -17,6 +17,7 @@ from decomposer.providers.ratelimit import (
     Limits,
     RateLimitedTransport,
     RateLimiter,
+    SyncRateLimiter,
     estimate_request_tokens,
     limiter_key,
     open_storage,
@@ -192,3 +193,33 @@ async def test_two_workers_share_one_budget_in_redis():
         await a.aclose()
         await b.aclose()
     assert never_more_than(stamps, 20)
+
+
+class FakeClock:
+    """A monotonic clock that only moves when the limiter sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 6))
+        self.now += seconds
+
+
+def test_sync_limiter_spaces_requests_and_waits_out_a_429():
+    """The synchronous twin (embedding requests): even spacing at HEADROOM, then Retry-After."""
+    clock = FakeClock()
+    limiter = SyncRateLimiter(
+        Limits(rps=50), limiter_key("openai", uuid.uuid4().hex), sleep=clock.sleep, clock=clock
+    )
+    for _ in range(3):
+        limiter.acquire(10)
+    gap = round(1 / (50 * HEADROOM), 6)
+    assert clock.sleeps == [gap, gap]
+    limiter.throttle(2.0)
+    limiter.acquire(10)
+    assert clock.sleeps[2] == pytest.approx(2.0)

@@ -67,6 +67,7 @@ EXPECTED = {
         "id",
         "run_id",
         "chunk_id",
+        "task",
         "provider",
         "model",
         "mode",

@@ -14,13 +14,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from decomposer.calls.runtime import RunSetup, limits_for, model_caller
+    from decomposer.calls.runtime import RunSetup, limits_for
     from decomposer.catalog.catalogue import import_catalogue, load_catalogue
     from decomposer.core.clock import utcnow
     from decomposer.core.config import Settings
     from decomposer.core.errors import DecomposerError
     from decomposer.core.vocab import CapabilityStatus, Category, ReviewAction, ToolType
     from decomposer.extraction.run import RunReport, run_extraction
+    from decomposer.extraction.task import model_caller
     from decomposer.ingest.documents import IngestReport
     from decomposer.ingest.documents import ingest as ingest_sources
     from decomposer.matching.embed import make_embedder
@@ -57,7 +58,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "ReplayTransport": ("decomposer.providers.replay", "ReplayTransport"),
     "RunSetup": ("decomposer.calls.runtime", "RunSetup"),
     "limits_for": ("decomposer.calls.runtime", "limits_for"),
-    "model_caller": ("decomposer.calls.runtime", "model_caller"),
+    "model_caller": ("decomposer.extraction.task", "model_caller"),
     "ingest_sources": ("decomposer.ingest.documents", "ingest"),
     "IngestReport": ("decomposer.ingest.documents", "IngestReport"),
     "submit_review": ("decomposer.review.actions", "submit"),

@@ -1,20 +1,23 @@
-"""Assembling what a run needs — HTTP client, rate limiter, model caller — in one place.
+"""Assembling what a run needs — key, limits, rate-limited HTTP client, model caller.
 
-The CLI (inline runs) and the Celery workers build their callers here, so both paths get the
-same transport, limits and retry policy.
+The CLI (inline runs) and the Celery workers build their callers here (through the task's own
+layer, e.g. ``extraction.task.model_caller``), so both paths get the same transport, limits and
+retry policy.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import httpx
 from sqlalchemy.orm import Session
 
-from decomposer.calls.caller import ModelCaller, RetryPolicy
-from decomposer.calls.prompts import load_prompt
+from decomposer.calls.caller import ModelCaller
+from decomposer.calls.prompts import Prompt, load_prompt
+from decomposer.calls.retry import RetryPolicy
+from decomposer.calls.task import T, Task
 from decomposer.core.config import Settings
 from decomposer.core.errors import NotFoundError
 from decomposer.providers.base import ProviderConfig, api_key
@@ -75,13 +78,10 @@ def setup_for_run(session: Session, settings: Settings, run_id: int) -> RunSetup
 
 
 @asynccontextmanager
-async def model_caller(
-    settings: Settings,
-    store: Store,
-    setup: RunSetup,
-    *,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> AsyncIterator[ModelCaller]:
+async def rate_limited_http(
+    settings: Settings, setup: RunSetup, *, transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP client a run's calls share: its transport waits for the provider key's limits."""
     inner = transport or httpx.AsyncHTTPTransport()
     if setup.limits.active:
         limiter = RateLimiter(
@@ -93,10 +93,26 @@ async def model_caller(
     async with httpx.AsyncClient(
         transport=inner, timeout=setup.cfg.timeout_s, follow_redirects=True
     ) as http:
+        yield http
+
+
+@asynccontextmanager
+async def open_caller(
+    settings: Settings,
+    store: Store,
+    setup: RunSetup,
+    task: Callable[[Prompt], Task[T]],
+    *,
+    prompt_name: str,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[ModelCaller[T]]:
+    """A model caller for ``task`` (built from the run's prompt version) on a limited client."""
+    prompt = load_prompt(prompt_name, version=setup.prompt_version, root=settings.prompts_dir)
+    async with rate_limited_http(settings, setup, transport=transport) as http:
         yield ModelCaller(
             cfg=setup.cfg,
             key=setup.key,
-            prompt=load_prompt(version=setup.prompt_version, root=settings.prompts_dir),
+            task=task(prompt),
             store=store,
             http=http,
             prices=load_prices(settings.prices_file),

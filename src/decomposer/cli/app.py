@@ -27,7 +27,7 @@ from rich.progress import (
 from rich.table import Table
 
 from decomposer.calls.caller import RetryPolicy
-from decomposer.calls.runtime import RunSetup, limits_for, model_caller
+from decomposer.calls.runtime import RunSetup, limits_for
 from decomposer.core.clock import utcnow
 from decomposer.core.config import Settings
 from decomposer.core.errors import DecomposerError, InputError
@@ -35,6 +35,7 @@ from decomposer.core.text import slugify
 from decomposer.core.vocab import STATUSES, TOOL_TYPES
 from decomposer.extraction.jobs import STATES, list_jobs
 from decomposer.extraction.run import RunProgress, RunReport, run_extraction
+from decomposer.extraction.task import model_caller
 from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
 from decomposer.ingest.documents import ingest
 from decomposer.providers.base import PROVIDERS, api_key, resolve

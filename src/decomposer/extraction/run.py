@@ -1,97 +1,56 @@
-"""Extraction runs: plan jobs, execute them (here or on workers), then write results at once.
+"""Extraction runs: plan jobs, then execute them here with bounded concurrency.
 
 ``plan_run`` turns a tool's chunks into durable jobs (one per request); ``execute_jobs`` claims
-and runs them with bounded concurrency, each answer cached and logged as it arrives;
-``finalize_run`` writes capabilities, evidence and profile facts in one transaction when every
-job is done. A failed, interrupted or killed run leaves no half-written capability, and
-running ``extract`` again resumes it without re-sending finished requests.
+and runs them, each answer cached and logged by the model caller as it arrives; when every job
+is done ``finalize.finalize_run`` writes the results at once. A failed, interrupted or killed
+run leaves no half-written capability, and running ``extract`` again resumes it without
+re-sending finished requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from decomposer.calls.caller import CallResult, ModelCaller, request_hash
+from decomposer.calls.calllog import request_hash
 from decomposer.calls.prompts import Prompt
-from decomposer.core.clock import Clock
-from decomposer.core.errors import DecomposerError, InputError, NotFoundError, ProviderError
+from decomposer.core.errors import DecomposerError, InputError, ProviderError
 from decomposer.core.vocab import UNFINISHED_RUN_STATUSES as UNFINISHED
 from decomposer.extraction import jobs
-from decomposer.extraction.consolidate import (
-    Finding,
-    Quote,
-    SourceChunk,
-    consolidate,
-    resolve_quotes,
-)
-from decomposer.extraction.schema import Extraction
+from decomposer.extraction.finalize import RunNotFinished, RunProgress, RunReport, finalize_run
+from decomposer.extraction.inputs import Piece, RunInputs, chunks_of, context_for, load_inputs
+from decomposer.extraction.task import ExtractionCaller, ExtractionResult, extraction_task
 from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
 from decomposer.providers.base import ProviderConfig
-from decomposer.review.diff import Extracted, SyncReport, match_names, sync
 from decomposer.store import Store
-from decomposer.store.models import (
-    CachedResponse,
-    Capability,
-    Chunk,
-    Document,
-    Evidence,
-    ExtractionRun,
-    Job,
-    ProfileFact,
-    Tool,
-)
+from decomposer.store.models import ExtractionRun, Job
 from decomposer.store.tools import get_tool
 
-Piece = tuple[Chunk, str]
-"""A stored chunk and the source (path or URL) of its document."""
-
-
-@dataclass
-class RunProgress:
-    """Running totals handed to the progress callback after each call."""
-
-    total: int
-    done: int = 0
-    chunks: int = 0
-    calls: int = 0
-    cache_hits: int = 0
-    failed: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-
-    def add(self, result: CallResult, chunks: int) -> None:
-        self.done += 1
-        self.chunks += chunks
-        self.cache_hits += result.cache_hit
-        self.calls += not result.cache_hit
-        self.input_tokens += result.input_tokens
-        self.output_tokens += result.output_tokens
-        self.cost_usd += result.cost_usd or 0.0
-
-
-@dataclass
-class RunReport:
-    run_id: int
-    tool: str
-    progress: RunProgress
-    capabilities: int
-    changes: SyncReport
-    """What the run did to the stored records: created, refreshed, proposed, vanished, …"""
-
-
+__all__ = [
+    "OnProgress",
+    "Piece",
+    "RunInputs",
+    "RunNotFinished",
+    "RunProgress",
+    "RunReport",
+    "context_for",
+    "execute_jobs",
+    "finalize_run",
+    "load_inputs",
+    "pack_calls",
+    "plan_run",
+    "run_extraction",
+    "run_job",
+]
 OnProgress = Callable[[RunProgress], None]
 
 
 async def run_extraction(
-    caller: ModelCaller,
+    caller: ExtractionCaller,
     tool_slug: str,
     *,
     concurrency: int = 4,
@@ -129,17 +88,18 @@ def plan_run(
     """
     with store.transaction() as session:
         tool = get_tool(session, tool_slug)
-        chunks = _chunks_of(session, tool.id)
+        chunks = chunks_of(session, tool.id)
         if not chunks:
             raise InputError(
                 f"tool {tool_slug!r} has no ingested documents",
                 hint=f"run `decomposer ingest {tool_slug} PATH...` first",
             )
         groups = pack_calls(chunks, pack_tokens)
+        task = extraction_task(prompt)
         plan = [
             (
                 [chunk.id for chunk, _ in group],
-                request_hash(cfg, prompt, context_for(tool.name, group)),
+                request_hash(cfg, task, context_for(tool.name, group)),
                 sum(chunk.tokens for chunk, _ in group),
             )
             for group in groups
@@ -193,16 +153,6 @@ def _resumable(
     return run if same and list(hashes) == [h for _, h, _ in plan] else None
 
 
-def _chunks_of(session: Session, tool_id: int) -> list[Piece]:
-    rows = session.execute(
-        select(Chunk, Document.source)
-        .join(Document, Chunk.document_id == Document.id)
-        .where(Document.tool_id == tool_id)
-        .order_by(Document.source, Chunk.ordinal)
-    ).all()
-    return [(chunk, source) for chunk, source in rows]
-
-
 def _start_run(
     session: Session,
     cfg: ProviderConfig,
@@ -236,46 +186,14 @@ def _start_run(
     return run
 
 
-@dataclass(frozen=True)
-class RunInputs:
-    """What executing a run's jobs needs from the store, loaded once."""
-
-    tool_name: str
-    groups: dict[int, list[Piece]]
-    total: int
-    done: int
-
-
-def load_inputs(session: Session, run_id: int) -> RunInputs:
-    run = session.get(ExtractionRun, run_id)
-    if run is None:
-        raise NotFoundError(f"unknown run {run_id}")
-    tool = session.get(Tool, run.tool_id)
-    assert tool is not None
-    run_jobs = session.scalars(select(Job).where(Job.run_id == run_id)).all()
-    pieces = {chunk.id: (chunk, source) for chunk, source in _chunks_of(session, tool.id)}
-    missing = {cid for job in run_jobs for cid in job.chunk_ids} - set(pieces)
-    if missing:
-        raise InputError(
-            f"run {run_id}: {len(missing)} of its chunks were replaced by a later ingest",
-            hint=f"run `decomposer extract {tool.slug}` again to plan a new run",
-        )
-    return RunInputs(
-        tool_name=tool.name,
-        groups={job.id: [pieces[cid] for cid in job.chunk_ids] for job in run_jobs},
-        total=len(run_jobs),
-        done=sum(job.state == jobs.DONE for job in run_jobs),
-    )
-
-
 async def run_job(
-    caller: ModelCaller,
+    caller: ExtractionCaller,
     run_id: int,
     job_id: int,
     group: Sequence[Piece],
     tool_name: str,
     worker: str,
-) -> CallResult:
+) -> ExtractionResult:
     """Execute one claimed job and record its outcome; re-raises the provider's failure."""
     try:
         result = await caller.extract(
@@ -291,7 +209,7 @@ async def run_job(
 
 
 async def execute_jobs(
-    caller: ModelCaller,
+    caller: ExtractionCaller,
     run_id: int,
     *,
     concurrency: int = 4,
@@ -346,52 +264,6 @@ async def execute_jobs(
     return progress
 
 
-def finalize_run(
-    store: Store, run_id: int, clock: Clock, progress: RunProgress | None = None
-) -> RunReport:
-    """Write a finished run's capabilities, evidence and profile in one transaction.
-
-    Safe to call from several workers: the run row is locked, and a run that already
-    succeeded, or still has unfinished jobs, is left alone.
-    """
-    with store.transaction() as session:
-        run = session.get(ExtractionRun, run_id, with_for_update=True)
-        if run is None:
-            raise NotFoundError(f"unknown run {run_id}")
-        tool = session.get(Tool, run.tool_id)
-        assert tool is not None
-        state = jobs.counts(session, run_id)
-        if run.status == "succeeded" or state[jobs.DONE] != sum(state.values()):
-            raise RunNotFinished(run_id, state)
-        inputs = load_inputs(session, run_id)
-        ordered = session.scalars(
-            select(Job).where(Job.run_id == run_id).order_by(Job.position)
-        ).all()
-        payloads = {
-            row.request_hash: row.payload
-            for row in session.scalars(
-                select(CachedResponse).where(
-                    CachedResponse.request_hash.in_([j.request_hash for j in ordered])
-                )
-            )
-        }
-        results = [
-            CallResult(Extraction.model_validate_json(payloads[j.request_hash]), True, True)
-            for j in ordered
-        ]
-        groups = [inputs.groups[j.id] for j in ordered]
-        progress = progress or RunProgress(total=len(ordered), done=len(ordered))
-        progress.chunks = sum(len(g) for g in groups)
-        return _write_results(session, tool.slug, run_id, groups, results, progress, clock)
-
-
-class RunNotFinished(DecomposerError):
-    def __init__(self, run_id: int, state: dict[str, int]) -> None:
-        left = ", ".join(f"{n} {s}" for s, n in state.items() if n and s != jobs.DONE)
-        super().__init__(f"run {run_id} is not finished ({left or 'already written'})")
-        self.state = state
-
-
 def pack_calls(chunks: Sequence[Piece], budget: int) -> list[list[Piece]]:
     """Group neighbouring small chunks into one call while their tokens fit ``budget``.
 
@@ -419,27 +291,6 @@ def pack_calls(chunks: Sequence[Piece], budget: int) -> list[list[Piece]]:
     return groups
 
 
-def context_for(tool_name: str, group: Sequence[Piece]) -> dict[str, Any]:
-    """The template variables and the grounding validator's source text, in one mapping."""
-    return {
-        "tool": tool_name,
-        "chunks": [
-            {
-                "id": chunk.id,
-                "source": _short_source(source),
-                "heading": chunk.heading,
-                "text": chunk.text,
-            }
-            for chunk, source in group
-        ],
-    }
-
-
-def _short_source(source: str) -> str:
-    """URLs as they are; local files by name only, so no local paths reach the provider."""
-    return source if "://" in source else source.rsplit("/", 1)[-1]
-
-
 def _finish_failed(store: Store, run_id: int, exc: BaseException, now: datetime) -> None:
     status = "failed" if isinstance(exc, Exception) else "interrupted"
     message = exc.message if isinstance(exc, DecomposerError) else type(exc).__name__
@@ -455,137 +306,3 @@ def _finish_failed(store: Store, run_id: int, exc: BaseException, now: datetime)
                 )
             )
             run.finished_at = now
-
-
-def _findings(
-    groups: Sequence[Sequence[Piece]], results: Sequence[CallResult]
-) -> tuple[list[Finding], list[tuple[Extraction, list[SourceChunk]]]]:
-    findings: list[Finding] = []
-    answers: list[tuple[Extraction, list[SourceChunk]]] = []
-    for group, result in zip(groups, results, strict=True):
-        sources = [SourceChunk(c.id, c.document_id, c.start, c.text) for c, _source in group]
-        answers.append((result.extraction, sources))
-        for claim in result.extraction.capabilities:
-            findings.append(Finding(claim, resolve_quotes(claim.evidence, sources)))
-    return findings, answers
-
-
-def _write_results(
-    session: Session,
-    tool_slug: str,
-    run_id: int,
-    groups: Sequence[Sequence[Piece]],
-    results: Sequence[CallResult],
-    progress: RunProgress,
-    clock: Clock,
-) -> RunReport:
-    tool = get_tool(session, tool_slug)
-    findings, answers = _findings(groups, results)
-    existing = {
-        c.id: c for c in session.scalars(select(Capability).where(Capability.tool_id == tool.id))
-    }
-    records = consolidate(tool_slug, findings, match_names(session, list(existing.values())))
-    now = clock()
-    extracted = [
-        Extracted(
-            id=r.id,
-            key=r.key,
-            fields={
-                "name": r.best.name,
-                "category": r.best.category,
-                "description": r.best.description,
-                "unique": r.best.unique,
-                "vs_alternatives": r.best.vs_alternatives,
-            },
-            grounded=r.grounded,
-        )
-        for r in records
-    ]
-    rows, synced = sync(session, tool.id, run_id, extracted, existing, now)
-    for record in records:
-        rows[record.id].evidence = [_evidence(q, run_id) for q in record.quotes()]
-    ungrounded = synced.ungrounded
-    _write_profile(session, tool.id, run_id, answers)
-    run = session.get(ExtractionRun, run_id)
-    assert run is not None
-    run.status = "succeeded"
-    run.chunks_done = progress.chunks
-    run.capabilities = len(records)
-    run.ungrounded = ungrounded
-    run.finished_at = now
-    return RunReport(
-        run_id=run_id,
-        tool=tool_slug,
-        progress=progress,
-        capabilities=len(records),
-        changes=synced,
-    )
-
-
-def _evidence(quote: Quote, run_id: int) -> Evidence:
-    return Evidence(
-        document_id=quote.document_id,
-        chunk_id=quote.chunk_id,
-        quote=quote.text,
-        start=quote.start,
-        end=quote.end,
-        score=quote.score,
-        grounded=quote.grounded,
-        run_id=run_id,
-    )
-
-
-def _write_profile(
-    session: Session,
-    tool_id: int,
-    run_id: int,
-    answers: Sequence[tuple[Extraction, list[SourceChunk]]],
-) -> None:
-    """Per field, the first value backed by a grounded quote (else the first value, flagged)."""
-    chosen: dict[str, tuple[object, list[Quote], bool]] = {}
-    for extraction, sources in answers:
-        p = extraction.profile
-        candidates: list[tuple[str, object, str | None]] = [
-            ("type", p.type.value if p.type else None, p.type.evidence if p.type else None),
-            ("pricing_model", p.pricing_model, _pricing_quote(extraction)),
-            (
-                "starting_price",
-                p.starting_price.model_dump(exclude={"evidence"}) if p.starting_price else None,
-                p.starting_price.evidence if p.starting_price else None,
-            ),
-            (
-                "free_tier",
-                p.free_tier.available if p.free_tier else None,
-                p.free_tier.evidence if p.free_tier else None,
-            ),
-        ]
-        for name, value, quote_text in candidates:
-            if value is None:
-                continue
-            quotes = resolve_quotes([quote_text], sources) if quote_text else []
-            grounded = all(q.grounded for q in quotes)
-            if name not in chosen or (grounded and not chosen[name][2]):
-                chosen[name] = (value, quotes, grounded)
-    for name, (value, quotes, grounded) in chosen.items():
-        row = session.scalar(
-            select(ProfileFact).where(ProfileFact.tool_id == tool_id, ProfileFact.field == name)
-        )
-        if row is None:
-            row = ProfileFact(tool_id=tool_id, field=name)
-            session.add(row)
-        quote = quotes[0] if quotes else None
-        row.value = value
-        row.quote = quote.text if quote else None
-        row.document_id = quote.document_id if quote else None
-        row.start = quote.start if quote else None
-        row.end = quote.end if quote else None
-        row.grounded = grounded
-        row.run_id = run_id
-
-
-def _pricing_quote(extraction: Extraction) -> str | None:
-    """The pricing model has no quote of its own; the price or free-tier quote backs it."""
-    p = extraction.profile
-    if p.starting_price is not None:
-        return p.starting_price.evidence
-    return p.free_tier.evidence if p.free_tier is not None else None

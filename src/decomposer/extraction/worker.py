@@ -19,12 +19,13 @@ from celery import Celery
 from sqlalchemy import select
 
 from decomposer.calls.prompts import load_prompt
-from decomposer.calls.runtime import RunSetup, model_caller, setup_for_run
+from decomposer.calls.runtime import RunSetup, setup_for_run
 from decomposer.core.clock import utcnow
 from decomposer.core.config import Settings
 from decomposer.core.errors import ConfigError, ProviderError
 from decomposer.extraction import jobs
 from decomposer.extraction.run import RunNotFinished, finalize_run, load_inputs, plan_run, run_job
+from decomposer.extraction.task import model_caller
 from decomposer.providers.ratelimit import Limits
 from decomposer.store import Store, open_store
 from decomposer.store.models import ExtractionRun, Job

@@ -8,13 +8,13 @@ matrix). Providers:
   the corpus it is given; no network, no model download, deterministic. Name words count twice
   (``capability_text``). Its vectors depend on the corpus statistics (IDF), so they are
   recomputed rather than cached; that takes seconds even for 100,000 capabilities.
-- ``mistral``: ``mistral-embed`` (1024-d) through the ``mistralai`` SDK.
-- ``openai``: OpenAI embeddings (``text-embedding-3-small`` by default) through the ``openai``
-  SDK, asking for ``encoding_format="float"``.
-- ``openai-compatible``: the same SDK against any base URL (vLLM, Ollama, llama.cpp server).
+- every registered provider with an embedding function (``mistral``: ``mistral-embed``;
+  ``openai``: ``text-embedding-3-small``; ``openai-compatible``: any model at a base URL); the
+  vendor code lives in the provider modules.
 
 Provider vectors are cached in the store (table ``embeddings``) by ``(model, sha256(text))`` so
-each text is embedded, and billed, once per model; the rest is sent in batches. The HTTP client
+each text is embedded, and billed, once per model; the rest is sent in batches, each request
+logged and priced in the call log (task ``embed``) through ``calls.embedding``. The HTTP client
 is injected (tests use respx; SDK retries are off).
 """
 
@@ -30,22 +30,25 @@ from typing import Protocol, TypeAlias
 import httpx
 import numpy as np
 import numpy.typing as npt
-import openai
 import snowballstemmer
-from mistralai.client import Mistral
 from scipy import sparse
 from sqlalchemy import select
 
+from decomposer.calls.calllog import CallLog
+from decomposer.calls.embedding import EmbeddingCaller
+from decomposer.calls.runtime import limits_for
 from decomposer.core.config import Settings
 from decomposer.core.errors import ConfigError, ProviderError
-from decomposer.providers.base import api_key, classify, endpoint
+from decomposer.providers.base import api_key, endpoint, get_provider
+from decomposer.providers.pricing import PriceTable, load_prices
+from decomposer.providers.ratelimit import Limits, SyncRateLimiter, limiter_key
+from decomposer.providers.registry import REGISTRY
 from decomposer.store import Store
 from decomposer.store.match_models import EmbeddingRecord
 
 Dense: TypeAlias = npt.NDArray[np.float32]
 Vectors: TypeAlias = Dense | sparse.csr_matrix
-EMBEDDERS = ("lexical", "mistral", "openai", "openai-compatible")
-DEFAULT_EMBED_MODELS = {"mistral": "mistral-embed", "openai": "text-embedding-3-small"}
+EMBEDDERS = ("lexical", *(name for name, p in REGISTRY.items() if p.embedder is not None))
 LEXICAL_MODEL = "lexical-tfidf-1"
 
 
@@ -66,13 +69,6 @@ class Thresholds:
 # the same capability described by two vendors score 0.30–0.75, unrelated ones 0.00–0.15; a
 # 2–5 word query that names a capability scores 0.15–0.50 against it.
 LEXICAL_THRESHOLDS = Thresholds(align=0.22, match=0.20)
-# Neural: conservative starting points from the providers' typical cosine ranges (unrelated
-# short texts already score about 0.6 with mistral-embed and 0.1–0.2 with OpenAI's v3 models).
-NEURAL_THRESHOLDS = {
-    "mistral": Thresholds(align=0.82, match=0.75),
-    "openai": Thresholds(align=0.55, match=0.35),
-    "openai-compatible": Thresholds(align=0.55, match=0.35),
-}
 
 
 class Embedder(Protocol):
@@ -279,27 +275,51 @@ class EmbedStats:
 
 
 class ProviderEmbedder:
-    """Shared part of the API embedders: cache look-up, batching, normalisation, errors."""
-
-    provider = ""
+    """A provider's embeddings: cache look-up, batching, normalisation; the requests themselves
+    go through ``calls.embedding`` (limits, retries, call log, cost)."""
 
     def __init__(
         self,
-        model: str,
+        provider: str,
+        key: str,
+        http: httpx.Client,
+        model: str | None = None,
         *,
-        batch_size: int,
-        cache: VectorCache | None,
-        thresholds: Thresholds,
         base_url: str | None = None,
+        batch_size: int | None = None,
+        cache: VectorCache | None = None,
+        thresholds: Thresholds | None = None,
+        timeout_s: float = 60.0,
+        prices: PriceTable | None = None,
+        limits: Limits | None = None,
+        storage_uri: str = "memory://",
     ) -> None:
-        if batch_size < 1:
+        spec = get_provider(provider)
+        if spec.embedder is None:
+            raise ConfigError(f"the {provider} provider has no embeddings")
+        chosen = model or spec.default_embed_model
+        if not chosen:
+            raise ConfigError(f"--model is required for the {provider} embedder")
+        self.batch_size = batch_size if batch_size is not None else spec.embed_batch_size
+        if self.batch_size < 1:
             raise ConfigError("the embedding batch size must be at least 1")
-        self._model_name = model
+        self.provider = provider
+        self._model_name = chosen
         self.base_url = base_url
-        self.batch_size = batch_size
         self.cache = cache
-        self._thresholds = thresholds
+        self._thresholds = thresholds or Thresholds(*spec.embed_thresholds)
         self.stats = EmbedStats()
+        active = limits if limits is not None and limits.active else None
+        self._send = EmbeddingCaller(
+            provider=provider,
+            model=chosen,
+            embed=spec.embedder(key, http, base_url, timeout_s),
+            prices=prices or load_prices(),
+            log=CallLog(cache.store, cache.clock) if cache is not None else None,
+            limiter=SyncRateLimiter(active, limiter_key(provider, key, base_url), storage_uri)
+            if active is not None
+            else None,
+        )
 
     @property
     def model(self) -> str:
@@ -324,7 +344,7 @@ class ProviderEmbedder:
         fresh: dict[str, Dense] = {}
         for start in range(0, len(missing), self.batch_size):
             batch = missing[start : start + self.batch_size]
-            rows = self._call([by_hash[h] for h in batch])
+            rows = self._send([by_hash[h] for h in batch])
             self.stats.requests += 1
             if len(rows) != len(batch):
                 raise ProviderError(
@@ -342,90 +362,6 @@ class ProviderEmbedder:
             raise ProviderError(f"{self.model} returned vectors of different sizes: {dims}")
         return np.stack([known[h] for h in hashes]).astype(np.float32)
 
-    def _call(self, texts: list[str]) -> list[list[float]]:
-        try:
-            return self._request(texts)
-        except ProviderError:
-            raise
-        except Exception as exc:
-            failure = classify(exc)
-            what = failure.describe() if failure else type(exc).__name__
-            raise ProviderError(
-                f"{self.provider} embeddings failed ({what})",
-                hint="check the API key, the model name and the base URL",
-            ) from exc
-
-    def _request(self, texts: list[str]) -> list[list[float]]:
-        raise NotImplementedError
-
-
-class MistralEmbedder(ProviderEmbedder):
-    """``mistral-embed`` through the ``mistralai`` SDK (kwarg ``inputs``, wire field ``input``)."""
-
-    provider = "mistral"
-
-    def __init__(
-        self,
-        key: str,
-        http: httpx.Client,
-        model: str = "mistral-embed",
-        *,
-        base_url: str | None = None,
-        batch_size: int = 64,
-        cache: VectorCache | None = None,
-        thresholds: Thresholds = NEURAL_THRESHOLDS["mistral"],
-        timeout_s: float = 60.0,
-    ) -> None:
-        super().__init__(
-            model, batch_size=batch_size, cache=cache, thresholds=thresholds, base_url=base_url
-        )
-        self._sdk = Mistral(
-            api_key=key, client=http, server_url=base_url, timeout_ms=int(timeout_s * 1000)
-        )
-
-    def _request(self, texts: list[str]) -> list[list[float]]:
-        response = self._sdk.embeddings.create(model=self._model_name, inputs=texts)
-        items = sorted(response.data, key=lambda d: d.index or 0)
-        return [list(item.embedding or []) for item in items]
-
-
-class OpenAIEmbedder(ProviderEmbedder):
-    """OpenAI embeddings, or any OpenAI-compatible server by base URL, as floats (not base64)."""
-
-    provider = "openai"
-
-    def __init__(
-        self,
-        key: str,
-        http: httpx.Client,
-        model: str = "text-embedding-3-small",
-        *,
-        base_url: str | None = None,
-        batch_size: int = 128,
-        cache: VectorCache | None = None,
-        thresholds: Thresholds | None = None,
-        timeout_s: float = 60.0,
-    ) -> None:
-        if base_url is not None:
-            self.provider = "openai-compatible"
-        super().__init__(
-            model,
-            batch_size=batch_size,
-            cache=cache,
-            thresholds=thresholds or NEURAL_THRESHOLDS[self.provider],
-            base_url=base_url,
-        )
-        self._sdk = openai.OpenAI(
-            api_key=key, base_url=base_url, http_client=http, max_retries=0, timeout=timeout_s
-        )
-
-    def _request(self, texts: list[str]) -> list[list[float]]:
-        response = self._sdk.embeddings.create(
-            model=self._model_name, input=texts, encoding_format="float"
-        )
-        items = sorted(response.data, key=lambda d: d.index)
-        return [list(item.embedding) for item in items]
-
 
 def make_embedder(
     settings: Settings,
@@ -439,9 +375,9 @@ def make_embedder(
     match_threshold: float | None = None,
 ) -> Embedder:
     """Build an embedder from a user's choice; provider embedders need ``http``."""
-    if name not in EMBEDDERS:
+    if name != "lexical" and (name not in REGISTRY or REGISTRY[name].embedder is None):
         raise ConfigError(f"unknown embedder {name!r}", hint=f"use one of {', '.join(EMBEDDERS)}")
-    base = LEXICAL_THRESHOLDS if name == "lexical" else NEURAL_THRESHOLDS[name]
+    base = LEXICAL_THRESHOLDS if name == "lexical" else Thresholds(*REGISTRY[name].embed_thresholds)
     thresholds = Thresholds(
         align=base.align if align_threshold is None else align_threshold,
         match=base.match if match_threshold is None else match_threshold,
@@ -454,13 +390,21 @@ def make_embedder(
     if http is None:
         raise ConfigError(f"the {name} embedder needs an HTTP client")
     url = endpoint(settings, name, base_url, what="embedder")
-    chosen = model or DEFAULT_EMBED_MODELS.get(name)
+    chosen = model or get_provider(name).default_embed_model
     if not chosen:
         raise ConfigError(f"--model is required for the {name} embedder")
-    key = api_key(settings, name)
-    if name == "mistral":
-        return MistralEmbedder(key, http, chosen, base_url=url, cache=cache, thresholds=thresholds)
-    return OpenAIEmbedder(key, http, chosen, base_url=url, cache=cache, thresholds=thresholds)
+    return ProviderEmbedder(
+        name,
+        api_key(settings, name),
+        http,
+        chosen,
+        base_url=url,
+        cache=cache,
+        thresholds=thresholds,
+        prices=load_prices(settings.prices_file),
+        limits=limits_for(settings, name),
+        storage_uri=settings.redis_url or "memory://",
+    )
 
 
 def shared_terms(tokenize: Callable[[str], list[str]], a: str, b: str) -> list[str]:

@@ -1,54 +1,54 @@
-"""Model providers: which SDK, which Instructor mode, which key, and how errors are classified.
+"""Choosing a provider: validating a user's provider, model, mode, endpoint and key choice,
+building its chat client, and classifying its errors.
 
-The HTTP client is always injected, so tests (respx) and the offline demo (replay transport) run
-the real SDK and Instructor code paths. SDK-internal retries are off: ``llm`` owns retrying.
+Everything vendor-specific lives in the provider modules, reached through the registry. The
+HTTP client is always injected, so tests (respx) and the offline demo (replay transport) run
+the real SDK and Instructor code paths. SDK-internal retries are off: ``calls.caller`` owns
+retrying.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import httpx
-import instructor
-import openai
-from instructor import Mode
-from mistralai.client import Mistral
-from mistralai.client.errors import MistralError
 
 from decomposer.core.config import Settings
 from decomposer.core.errors import ConfigError
+from decomposer.providers.registry import REGISTRY, get_provider
+from decomposer.providers.spec import (
+    DEFAULT_MODE,
+    MODES,
+    TRANSIENT_STATUS,
+    APIFailure,
+    Provider,
+    ProviderConfig,
+    classify_with,
+    retry_after,
+)
 
-PROVIDERS = ("mistral", "openai", "openai-compatible")
-MODES = {"tools": Mode.TOOLS, "json_schema": Mode.JSON_SCHEMA}
-DEFAULT_MODELS = {"mistral": "mistral-small-latest", "openai": "gpt-4o-mini"}
-DEFAULT_MODE = "json_schema"
-KEY_VARIABLES = {
-    "mistral": "MISTRAL_API_KEY",
-    "openai": "OPENAI_API_KEY",
-    "openai-compatible": "DECOMPOSER_COMPATIBLE_API_KEY",
-}
-TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+if TYPE_CHECKING:
+    from instructor import AsyncInstructor
 
-
-@dataclass(frozen=True)
-class ProviderConfig:
-    """Everything about the model endpoint that can change an answer (and so the cache key)."""
-
-    provider: str
-    model: str
-    mode: str
-    base_url: str | None = None
-    temperature: float = 0.0
-    max_tokens: int = 4096
-    timeout_s: float = 120.0
-
-    @property
-    def instructor_mode(self) -> Mode:
-        return MODES[self.mode]
+PROVIDERS = tuple(REGISTRY)
+__all__ = [
+    "DEFAULT_MODE",
+    "MODES",
+    "PROVIDERS",
+    "TRANSIENT_STATUS",
+    "APIFailure",
+    "Provider",
+    "ProviderConfig",
+    "api_key",
+    "check_base_url",
+    "classify",
+    "endpoint",
+    "get_provider",
+    "make_client",
+    "resolve",
+    "retry_after",
+]
 
 
 def resolve(
@@ -60,15 +60,14 @@ def resolve(
     max_tokens: int = 4096,
 ) -> ProviderConfig:
     """Validate a user's choice of provider, model, mode and endpoint."""
-    if provider not in PROVIDERS:
-        raise ConfigError(
-            f"unknown provider {provider!r}", hint=f"use one of {', '.join(PROVIDERS)}"
-        )
+    spec = get_provider(provider)
     chosen_mode = mode or DEFAULT_MODE
-    if chosen_mode not in MODES:
-        raise ConfigError(f"unknown mode {chosen_mode!r}", hint=f"use one of {', '.join(MODES)}")
+    if chosen_mode not in spec.modes:
+        raise ConfigError(
+            f"unknown mode {chosen_mode!r}", hint=f"use one of {', '.join(spec.modes)}"
+        )
     url = endpoint(settings, provider, base_url)
-    chosen_model = model or DEFAULT_MODELS.get(provider)
+    chosen_model = model or spec.default_model
     if not chosen_model:
         raise ConfigError(f"--model is required for the {provider} provider")
     if max_tokens < 256:
@@ -79,11 +78,12 @@ def resolve(
 def endpoint(
     settings: Settings, provider: str, base_url: str | None, what: str = "provider"
 ) -> str | None:
-    """The checked base URL: given, or for openai-compatible the configured default (required)."""
-    url = base_url or (settings.openai_base_url if provider == "openai-compatible" else None)
-    if provider == "openai-compatible" and not url:
+    """The checked base URL: given, or for a provider that needs one the configured default."""
+    needs = get_provider(provider).needs_base_url
+    url = base_url or (settings.openai_base_url if needs else None)
+    if needs and not url:
         raise ConfigError(
-            f"the openai-compatible {what} needs a server address",
+            f"the {provider} {what} needs a server address",
             hint="pass --base-url http://host:port/v1 or set DECOMPOSER_BASE_URL",
         )
     if url is not None:
@@ -101,105 +101,24 @@ def check_base_url(url: str) -> None:
 
 
 def api_key(settings: Settings, provider: str, *, required: bool = True) -> str:
-    secret = {
-        "mistral": settings.mistral_api_key,
-        "openai": settings.openai_api_key,
-        "openai-compatible": settings.compatible_api_key,
-    }[provider]
+    """The provider's key from its variable; a typed error naming the variable if missing."""
+    spec = get_provider(provider)
+    secret = spec.secret(settings)
     if secret is not None:
         return secret.get_secret_value()
-    if provider == "openai-compatible" or not required:
+    if not spec.key_required or not required:
         return "not-needed"
     raise ConfigError(
-        f"no API key for {provider}: {KEY_VARIABLES[provider]} is not set",
-        hint=f"export {KEY_VARIABLES[provider]}=... or run `make demo` for the offline replay",
+        f"no API key for {provider}: {spec.key_variable} is not set",
+        hint=f"export {spec.key_variable}=... or run `make demo` for the offline replay",
     )
 
 
-def make_client(
-    cfg: ProviderConfig, key: str, http: httpx.AsyncClient
-) -> instructor.AsyncInstructor:
-    """A fresh Instructor client per call, so per-call hooks never see another call's events."""
-    if cfg.provider == "mistral":
-        sdk = Mistral(
-            api_key=key,
-            async_client=http,
-            server_url=cfg.base_url,
-            timeout_ms=int(cfg.timeout_s * 1000),
-        )
-        return instructor.from_mistral(sdk, mode=cfg.instructor_mode, use_async=True)
-    client = openai.AsyncOpenAI(
-        api_key=key,
-        base_url=cfg.base_url,
-        http_client=http,
-        max_retries=0,
-        timeout=cfg.timeout_s,
-    )
-    return instructor.from_openai(client, mode=cfg.instructor_mode)
-
-
-@dataclass(frozen=True)
-class APIFailure:
-    """A provider error reduced to what retrying and reporting need (no bodies, no keys)."""
-
-    kind: str
-    status: int | None = None
-    retry_after: float | None = None
-
-    @property
-    def transient(self) -> bool:
-        if self.kind in ("timeout", "connection"):
-            return True
-        return self.kind == "http" and self.status in TRANSIENT_STATUS
-
-    def describe(self) -> str:
-        if self.kind == "http":
-            return f"HTTP {self.status}"
-        return self.kind
+def make_client(cfg: ProviderConfig, key: str, http: httpx.AsyncClient) -> AsyncInstructor:
+    """The provider's Instructor client on the injected HTTP client."""
+    return get_provider(cfg.provider).chat_client(cfg, key, http)
 
 
 def classify(exc: BaseException) -> APIFailure | None:
     """Find the transport/API failure behind an exception, unwrapping Instructor's wrapper."""
-    for err in _chain(exc):
-        if isinstance(err, MistralError):
-            return APIFailure("http", err.status_code, retry_after(err.headers))
-        if isinstance(err, openai.APIStatusError):
-            return APIFailure("http", err.status_code, retry_after(err.response.headers))
-        if isinstance(err, openai.APITimeoutError | httpx.TimeoutException):
-            return APIFailure("timeout")
-        if isinstance(err, openai.APIConnectionError | httpx.TransportError):
-            return APIFailure("connection")
-    return None
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
-def retry_after(headers: Any) -> float | None:
-    """Seconds to wait from a Retry-After (seconds or HTTP date) or retry-after-ms header."""
-    if headers is None:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return classify_with(list(dict.fromkeys(p.failure for p in REGISTRY.values())), exc)

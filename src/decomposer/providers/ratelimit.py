@@ -6,7 +6,8 @@ so every request — first attempts, retries and Instructor's re-asks alike — 
 Tokens are estimated before a request and corrected with the provider's reported usage after.
 Requests are spaced evenly (at 98% of the rps limit) rather than sent in bursts. A 429 makes this
 process back off: it waits out ``Retry-After`` and slows its pace by 10%, which then recovers
-by 10% per successful request.
+by 10% per successful request. ``SyncRateLimiter`` applies the same budget (same storage, same
+key) to synchronous embedding requests.
 """
 
 from __future__ import annotations
@@ -198,3 +199,49 @@ def _used_tokens(body: bytes) -> int:
         return int(usage.get("total_tokens") or 0)
     except (ValueError, AttributeError, TypeError):
         return 0
+
+
+@dataclass
+class SyncRateLimiter:
+    """The same per-key budget for synchronous callers (embedding requests): a moving window
+    per second and per minute in the same storage and under the same key as ``RateLimiter``,
+    so embeddings and chat calls of one provider account share it. Requests are spaced at
+    ``HEADROOM`` of the rps limit; a 429 pauses until ``Retry-After``."""
+
+    limits: Limits
+    key: str
+    storage_uri: str = "memory://"
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    cooldown_until: float = 0.0
+    _last_start: float | None = None
+
+    def __post_init__(self) -> None:
+        from limits.storage import storage_from_string
+        from limits.strategies import MovingWindowRateLimiter as SyncMovingWindow
+
+        self._strategy = SyncMovingWindow(storage_from_string(self.storage_uri))
+        self._rps = _per_second(self.limits.rps) if self.limits.rps else None
+        self._tpm = RateLimitItemPerMinute(self.limits.tpm) if self.limits.tpm else None
+
+    def acquire(self, tokens: int) -> None:
+        """Wait until one more request of about ``tokens`` tokens fits every limit."""
+        while (delay := self.cooldown_until - self.clock()) > 0:
+            self.sleep(delay)
+        if self._rps is not None and self.limits.rps is not None:
+            gap = 1.0 / (self.limits.rps * HEADROOM)
+            now = self.clock()
+            if self._last_start is not None and self._last_start + gap > now:
+                self.sleep(self._last_start + gap - now)
+            self._last_start = self.clock()
+            self._take(self._rps, 1)
+        if self._tpm is not None:
+            self._take(self._tpm, min(tokens, self._tpm.amount))
+
+    def throttle(self, wait_s: float | None) -> None:
+        self.cooldown_until = max(self.cooldown_until, self.clock() + (wait_s or 1.0))
+
+    def _take(self, item: RateLimitItem, cost: int) -> None:
+        while not self._strategy.hit(item, self.key, cost=cost):
+            stats = self._strategy.get_window_stats(item, self.key)
+            self.sleep(max(0.005, stats.reset_time - time.time()))

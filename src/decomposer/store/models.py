@@ -139,7 +139,8 @@ class Job(Base):
 
 
 class LLMCall(Base):
-    """One logical model call (all its re-ask attempts), or a cache hit that replaced one."""
+    """One logical model call (all its re-ask attempts), a cache hit that replaced one, one
+    Batch API result or one embeddings request; ``task`` says which kind of call it was."""
 
     __tablename__ = "llm_calls"
 
@@ -148,6 +149,7 @@ class LLMCall(Base):
         ForeignKey("extraction_runs.id", ondelete="SET NULL"), index=True
     )
     chunk_id: Mapped[str | None] = mapped_column(String(40))
+    task: Mapped[str] = mapped_column(String(20), default="extract", server_default="extract")
     provider: Mapped[str] = mapped_column(String(50))
     model: Mapped[str] = mapped_column(String(200))
     mode: Mapped[str] = mapped_column(String(50))
