@@ -22,7 +22,8 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from decomposer.pages.compare import Options, load_snapshot
+from decomposer.catalog.snapshot import load_snapshot
+from decomposer.pages.model import Options
 from decomposer.pages.regenerate import all_pairs, write_pages
 from decomposer.pages.render import FORMATS
 from decomposer.store import open_store

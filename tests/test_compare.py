@@ -13,16 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from decomposer.catalog.catalogue import Price
-from decomposer.catalog.score import LABELS, SUBSCORES
-from decomposer.pages.compare import (
-    ROWS,
-    Copywriter,
-    Options,
-    ToolSide,
-    build_comparison,
-    format_amount,
-    format_price,
-)
+from decomposer.catalog.score import LABELS, SUBSCORES, Context
+from decomposer.catalog.snapshot import CapRecord, EvidenceRecord, Snapshot, ToolRecord
+from decomposer.pages.compare import ROWS, build_comparison, compare, format_amount, format_price
+from decomposer.pages.copy import Copywriter
+from decomposer.pages.model import Options, ToolSide
 from decomposer.store import open_store
 from pages_support import AS_OF, UNAPPROVED, add_tool, build_demo, install_db, run, set_status
 
@@ -370,3 +365,46 @@ def test_summary_and_verdict_agree_with_the_table(sa, sb, fa, fb, pa, pb):
     assert "more accessible" not in c.verdict.text or (fa is False or fb is False)
     for s, priced in ((a, pa), (b, pb)):
         assert (f"{s.name} starts at $1 / month." in c.verdict.text) == priced
+
+
+def test_compare_is_a_pure_function_of_a_snapshot():
+    """No store: two hand-built tool records in, the same Comparison out every time."""
+
+    def tool(slug: str, caps: list[tuple[str, str]]) -> ToolRecord:
+        records = tuple(
+            CapRecord(
+                id=f"{slug}-{i}",
+                name=name,
+                category=category,
+                description=f"{name} for {slug}.",
+                unique="u",
+                vs_alternatives="v",
+                status="approved",
+                evidence=(EvidenceRecord(f"{name} quote", True, "Docs", "docs.md", 1),),
+            )
+            for i, (name, category) in enumerate(caps)
+        )
+        return ToolRecord(
+            slug=slug,
+            name=slug.upper(),
+            vendor=None,
+            homepage=None,
+            categories=("llm",),
+            profile={},
+            signals={"github_stars": 100 if slug == "a" else 10},
+            capabilities=records,
+            docs_updated=None,
+        )
+
+    tools = {
+        "a": tool("a", [("Streaming", "text-generation"), ("Batch API", "batch")]),
+        "b": tool("b", [("Streaming", "text-generation"), ("Fine-tuning", "fine-tuning")]),
+    }
+    snapshot = Snapshot(tools, Context.of([t.inputs() for t in tools.values()]), ["a", "b"])
+    options = Options(as_of=date(2025, 7, 1))
+    first = compare(snapshot, "a", "b", options=options)
+    assert first == compare(snapshot, "a", "b", options=options)
+    assert first.title == "A vs B"
+    assert [(s.a.name, s.b.name) for s in first.shared] == [("Streaming", "Streaming")]
+    assert [c.name for c in first.only_in_a] == ["Batch API"]
+    assert first.a.subscores["adoption"] == 100 and first.b.subscores["adoption"] < 100

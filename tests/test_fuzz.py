@@ -16,7 +16,7 @@ from decomposer.core.errors import InputError
 from decomposer.ingest.chunks import MIN_CHUNK_TOKENS, chunk_document, fence_mask, split_lines
 from decomposer.ingest.convert import clean_mdx, convert, html_to_markdown, split_front_matter
 from decomposer.ingest.sources import MEDIA_TYPES, load_sources
-from decomposer.matching.match import MAX_QUERY_CHARS, MAX_QUERY_COUNT, parse_queries
+from decomposer.matching.queries import MAX_QUERY_CHARS, MAX_QUERY_COUNT, parse_queries
 from test_chunks import assert_invariants
 
 T = TypeVar("T")

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from decomposer.core.errors import InputError
-from decomposer.matching.match import parse_queries
+from decomposer.matching.queries import parse_queries
 from decomposer.store.match_models import MatchEdge, MatchRun, SearchQuery, SearchQueryCount
 from pages_support import AS_OF, add_tool, run
 

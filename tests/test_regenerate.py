@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from decomposer.pages.compare import Options
+from decomposer.pages.model import Options
 from decomposer.pages.regenerate import MANIFEST, Pair, read_pairs, regenerate
 from decomposer.pages.render import Renderer
 from decomposer.store import open_store
@@ -95,7 +95,7 @@ def test_weights_templates_and_deleted_files_trigger_rewrites(catalogue, capsys,
     templates = tmp_path / "templates"
     import shutil
 
-    from decomposer.pages.compare import TEMPLATES
+    from decomposer.pages.copy import TEMPLATES
 
     shutil.copytree(TEMPLATES, templates)
     store = open_store(catalogue.database_url)

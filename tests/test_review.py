@@ -16,7 +16,8 @@ from sqlalchemy import select
 from conftest import CLI, DOC, GOOD, MISTRAL_URL, SECRET, capability, ok
 from decomposer.core.clock import utcnow
 from decomposer.core.errors import ConflictError, InputError
-from decomposer.review.actions import Filter, next_status, parse_where, review, submit
+from decomposer.review.actions import next_status, review, submit
+from decomposer.review.queries import Filter, parse_where
 from decomposer.store import Store, open_store
 from decomposer.store.models import Capability
 from decomposer.store.review_models import ReviewEvent

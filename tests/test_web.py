@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import copy
 import re
+import subprocess
+import sys
+import textwrap
 import warnings
 
 import pytest
@@ -263,6 +266,69 @@ def test_openapi_docs(client):
     assert assets and all(a.startswith("/") for a in assets), assets  # no CDN
     for asset in assets:
         assert client.get(asset).status_code == 200, asset
+
+
+def test_openapi_response_schemas_are_typed(client):
+    schema = client.get("/openapi.json").json()
+    models = schema["components"]["schemas"]
+
+    def resolve(node):
+        if "$ref" in node:
+            return models[node["$ref"].rsplit("/", 1)[1]]
+        if node.get("type") == "array":
+            return resolve(node["items"])
+        return node
+
+    for path in (
+        "/api/session",
+        "/api/tools",
+        "/api/tools/{slug}",
+        "/api/capabilities",
+        "/api/capabilities/{cap_id}",
+        "/api/capabilities/{cap_id}/history",
+        "/api/capabilities/{cap_id}/review",
+        "/api/comparisons/{a}/{b}",
+    ):
+        method = "post" if path.endswith("/review") else "get"
+        ok = schema["paths"][path][method]["responses"]["200"]
+        body = ok["content"]["application/json"]["schema"]
+        assert resolve(body).get("properties"), (path, body)
+    assert "evidence" in models["CapabilityDetail"]["properties"]
+    assert "rows" in models["Comparison"]["properties"]
+
+
+def test_web_ui_loads_no_model_sdk(settings, store, ids, tmp_path):
+    """Creating the app and serving pages and the API must not import the model SDKs."""
+    script = textwrap.dedent(
+        f"""
+        import sys, warnings
+        warnings.simplefilter("ignore")
+        from decomposer.core.config import Settings
+        from decomposer.web import UISettings, create_app
+        from fastapi.testclient import TestClient
+
+        app = create_app(Settings.from_env(), UISettings(secret="s" * 32))
+        c = TestClient(app, base_url="http://127.0.0.1")
+        csrf = c.get("/api/session").json()["csrf_token"]
+        c.post("/api/login", json={{"name": "alice"}}, headers={{"X-CSRF-Token": csrf}})
+        cap = {ids["Synchronous replication"]!r}
+        for url in ("/", "/tools/acmedb", "/capabilities/" + cap, "/api/tools",
+                    "/api/tools/acmedb", "/api/capabilities/" + cap):
+            assert c.get(url).status_code == 200, url
+        banned = ("instructor", "openai", "mistralai", "decomposer.calls", "decomposer.providers")
+        print(sorted(m for m in sys.modules if m.startswith(banned)))
+        """
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DECOMPOSER_HOME": str(settings.home),
+        "DECOMPOSER_DATABASE_URL": settings.database_url,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 def test_diff_view_after_reextraction(cli, client, ids, tmp_path, settings, monkeypatch):

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from decomposer.ingest.documents import IngestReport
     from decomposer.ingest.documents import ingest as ingest_sources
     from decomposer.matching.embed import make_embedder
-    from decomposer.matching.match import import_queries, parse_queries, run_match
-    from decomposer.pages.compare import Options, compare
+    from decomposer.matching.match import run_match
+    from decomposer.matching.queries import import_queries, parse_queries
+    from decomposer.pages.model import Options
     from decomposer.pages.regenerate import regenerate
     from decomposer.pages.render import Renderer
     from decomposer.providers.base import api_key, resolve
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from decomposer.store import Store, open_store
     from decomposer.store.tools import add_tool, list_tools
     from decomposer.views.capabilities import list_capabilities
+    from decomposer.views.comparisons import load_comparison as compare
 
 __version__ = "0.1.0"
 
@@ -66,11 +68,11 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "run_extraction": ("decomposer.extraction.run", "run_extraction"),
     "RunReport": ("decomposer.extraction.run", "RunReport"),
     "make_embedder": ("decomposer.matching.embed", "make_embedder"),
-    "parse_queries": ("decomposer.matching.match", "parse_queries"),
-    "import_queries": ("decomposer.matching.match", "import_queries"),
+    "parse_queries": ("decomposer.matching.queries", "parse_queries"),
+    "import_queries": ("decomposer.matching.queries", "import_queries"),
     "run_match": ("decomposer.matching.match", "run_match"),
-    "Options": ("decomposer.pages.compare", "Options"),
-    "compare": ("decomposer.pages.compare", "compare"),
+    "Options": ("decomposer.pages.model", "Options"),
+    "compare": ("decomposer.views.comparisons", "load_comparison"),
     "Renderer": ("decomposer.pages.render", "Renderer"),
     "regenerate": ("decomposer.pages.regenerate", "regenerate"),
     "list_capabilities": ("decomposer.views.capabilities", "list_capabilities"),

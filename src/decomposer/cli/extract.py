@@ -210,7 +210,7 @@ def runs_cmd(
     with common.env(ctx).store() as store, store.transaction() as session:
         rows = list_runs(session, tool)
     if as_json:
-        common.print_json(rows)
+        common.print_json([r.model_dump(mode="json") for r in rows])
         return
     table = Table(
         "run",
@@ -227,15 +227,15 @@ def runs_cmd(
     )
     for r in rows:
         table.add_row(
-            str(r["id"]),
-            r["tool"],
-            r["status"],
-            r["model"],
-            str(r["calls"]),
-            str(r["cache_hits"]),
-            f"{r['input_tokens'] + r['output_tokens']:,}",
-            f"${r['cost_usd']:.4f}",
-            str(r["capabilities"]),
+            str(r.id),
+            r.tool,
+            r.status,
+            r.model,
+            str(r.calls),
+            str(r.cache_hits),
+            f"{r.input_tokens + r.output_tokens:,}",
+            f"${r.cost_usd:.4f}",
+            str(r.capabilities),
         )
     common.out().print(table)
 
@@ -277,7 +277,7 @@ def jobs_cmd(
     with common.env(ctx).store() as store, store.transaction() as session:
         rows = list_jobs(session, tool_slug=tool, run_id=run, state=state)
     if as_json:
-        common.print_json(rows)
+        common.print_json([r.model_dump(mode="json") for r in rows])
         return
     table = Table(
         "job",
@@ -295,15 +295,15 @@ def jobs_cmd(
     )
     for r in rows:
         table.add_row(
-            str(r["id"]),
-            str(r["run"]),
-            r["tool"],
-            str(r["position"]),
-            str(r["chunks"]),
-            f"{r['tokens']:,}",
-            r["state"],
-            str(r["attempts"]),
-            r["worker"] or "—",
-            (r["last_error"] or "")[:60],
+            str(r.id),
+            str(r.run),
+            r.tool,
+            str(r.position),
+            str(r.chunks),
+            f"{r.tokens:,}",
+            r.state,
+            str(r.attempts),
+            r.worker or "—",
+            (r.last_error or "")[:60],
         )
     common.out().print(table)

@@ -43,7 +43,7 @@ def review_cmd(
     re-extraction change), s skip, q quit. Every action is saved at once; run it again to
     resume after the last capability you saw.
     """
-    from decomposer.review.actions import Filter, select_capabilities
+    from decomposer.review.queries import Filter, select_capabilities
 
     env = common.env(ctx)
     who = reviewer_name(reviewer, env.settings)
@@ -124,7 +124,8 @@ def read_line(prompt: str) -> str:
 
 
 def _review_one(store: Store, out: Console, cap_id: str, who: str, index: int, total: int) -> str:
-    from decomposer.review.actions import get_capability, open_proposal, submit
+    from decomposer.review.actions import submit
+    from decomposer.review.queries import get_capability, open_proposal
 
     while True:
         with store.transaction() as session:
@@ -262,7 +263,7 @@ def edit_in_editor(cap_id: str, fields: dict[str, str]) -> dict[str, str] | None
 def _show(session: Session, out: Console, cap_id: str, index: int, total: int) -> None:
     from rich.text import Text
 
-    from decomposer.review.actions import evidence_context, get_capability, open_proposal
+    from decomposer.review.queries import evidence_context, get_capability, open_proposal
 
     cap = get_capability(session, cap_id)
     proposal = open_proposal(session, cap_id)

@@ -110,11 +110,11 @@ def import_queries_cmd(
 ) -> None:
     """Import user search queries; a bad line is refused with its number and nothing is stored."""
     from decomposer.core.clock import utcnow
-    from decomposer.matching import match
+    from decomposer.matching import queries
 
-    lines = match.parse_queries(file)
+    lines = queries.parse_queries(file)
     with common.env(ctx).store() as store, store.transaction() as session:
-        report = match.import_queries(session, lines, now=utcnow(), replace=replace)
+        report = queries.import_queries(session, lines, now=utcnow(), replace=replace)
     common.out().print(
         f"{file}: {report.queries} queries ({report.searches:,} searches), {report.added} new, "
         f"{report.counts_changed} counts set, {report.counts_unchanged} unchanged. "

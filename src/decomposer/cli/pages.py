@@ -21,7 +21,7 @@ from decomposer.cli.choices import CAPABILITIES_PER_SIDE, FORMATS
 from decomposer.core.errors import InputError
 
 if TYPE_CHECKING:
-    from decomposer.pages.compare import Options
+    from decomposer.pages.model import Options
 
 WeightsOpt = Annotated[
     str | None,
@@ -59,7 +59,7 @@ def _options(
     top_k: int, include_unreviewed: bool, weights: str | None, as_of: str | None
 ) -> Options:
     from decomposer.catalog.score import parse_weights
-    from decomposer.pages.compare import Options
+    from decomposer.pages.model import Options
 
     if top_k < 1:
         raise InputError("--top-k must be at least 1")
@@ -95,45 +95,10 @@ def tool_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a tool: catalogue entry, signals, profile (with where each value came from), counts."""
-    from sqlalchemy import func, select
-
-    from decomposer.catalog.catalogue import effective_profile, load_facts
-    from decomposer.store.catalogue_models import CatalogueEntry
-    from decomposer.store.models import Capability
-    from decomposer.store.tools import get_tool
+    from decomposer.views.tools import tool_detail
 
     with common.env(ctx).store() as store, store.transaction() as session:
-        row = get_tool(session, tool)
-        entry = session.get(CatalogueEntry, row.id)
-        facts = load_facts(session, [row.id]).get(row.id, [])
-        profile = effective_profile(row.type, entry, facts)
-        counts = dict(
-            session.execute(
-                select(Capability.status, func.count())
-                .where(Capability.tool_id == row.id)
-                .group_by(Capability.status)
-            ).all()
-        )
-        data: dict[str, Any] = {
-            "slug": row.slug,
-            "name": row.name,
-            "vendor": row.vendor,
-            "type": row.type,
-            "homepage": row.homepage,
-            "catalogue": None
-            if entry is None
-            else {
-                "categories": entry.categories,
-                "signals": entry.signals,
-                "source": entry.source,
-                "imported_at": entry.imported_at.isoformat(),
-                "revision": entry.revision,
-            },
-            "profile": {k: (v.as_json() if v else None) for k, v in profile.items()},
-            "capabilities": {
-                s: counts.get(s, 0) for s in ("approved", "proposed", "ungrounded", "rejected")
-            },
-        }
+        data = tool_detail(session, tool).show().model_dump(mode="json")
     if as_json:
         common.print_json(data)
         return
@@ -170,7 +135,7 @@ def score_cmd(
     from decomposer.catalog.score import LABELS, SUBSCORES, explain, parse_weights, score_tool
 
     with common.needs("match", "decomposer score"):
-        from decomposer.pages.compare import load_snapshot
+        from decomposer.catalog.snapshot import load_snapshot
 
     w = parse_weights(weights)
     when = _as_of(as_of)
@@ -214,9 +179,10 @@ def compare_cmd(
     import sys
 
     common.require("match", "decomposer compare")
-    from decomposer.pages.compare import Copywriter, compare
+    from decomposer.pages.copy import Copywriter
     from decomposer.pages.regenerate import write_atomic
     from decomposer.pages.render import Renderer
+    from decomposer.views.comparisons import load_comparison
 
     if fmt is None:
         suffix = out_path.suffix.lstrip(".").lower() if out_path else ""
@@ -229,7 +195,7 @@ def compare_cmd(
         raise InputError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
     options = _options(top_k, include_unreviewed, weights, as_of)
     with common.env(ctx).store() as store, store.transaction() as session:
-        comparison = compare(session, a, b, options=options, copy=Copywriter())
+        comparison = load_comparison(session, a, b, options=options, copy=Copywriter())
     text = Renderer().render(comparison, fmt)
     if out_path is None:
         sys.stdout.write(text)

@@ -21,7 +21,8 @@ from decomposer.core.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from decomposer.core.config import Settings
-    from decomposer.review.actions import Filter, Outcome
+    from decomposer.review.actions import Outcome
+    from decomposer.review.queries import Filter
     from decomposer.store import Store
 
 ReviewerOpt = Annotated[
@@ -100,7 +101,8 @@ def _act(
     reviewer: str | None,
     verb: str,
 ) -> None:
-    from decomposer.review.actions import Filter, bulk, parse_where, review_many, submit
+    from decomposer.review.actions import bulk, review_many, submit
+    from decomposer.review.queries import Filter, parse_where
 
     if ids and (tool or where):
         raise InputError("give capability ids or --tool/--where, not both")
@@ -138,7 +140,7 @@ def _act(
 
 
 def _list_matches(store: Store, f: Filter) -> None:
-    from decomposer.review.actions import select_capabilities
+    from decomposer.review.queries import select_capabilities
 
     with store.transaction() as session:
         caps = select_capabilities(session, f)
@@ -234,31 +236,29 @@ def history_cmd(
     from rich.table import Table
     from rich.text import Text
 
-    from decomposer.review.actions import history
+    from decomposer.review.queries import history
 
     with common.env(ctx).store() as store, store.transaction() as session:
         events = history(session, cap_id)
     if as_json:
-        common.print_json(events)
+        common.print_json([e.model_dump(mode="json") for e in events])
         return
     table = Table("when", "who", "action", "status", "v", "changes", "note", box=None)
     for e in events:
         status = (
-            f"{e['from_status']} → {e['to_status']}"
-            if e["from_status"] and e["from_status"] != e["to_status"]
-            else str(e["to_status"] or "")
+            f"{e.from_status} → {e.to_status}"
+            if e.from_status and e.from_status != e.to_status
+            else str(e.to_status or "")
         )
-        changes = "; ".join(
-            f"{k}: {_short(v[0])} → {_short(v[1])}" for k, v in e["changes"].items()
-        )
+        changes = "; ".join(f"{k}: {_short(v[0])} → {_short(v[1])}" for k, v in e.changes.items())
         table.add_row(
-            e["at"][:19].replace("T", " "),
-            e["actor"],
-            e["action"] + (" (with edits)" if e["edited"] and e["action"] == "approve" else ""),
+            e.at[:19].replace("T", " "),
+            e.actor,
+            e.action + (" (with edits)" if e.edited and e.action == "approve" else ""),
             status,
-            str(e["version"]),
+            str(e.version),
             Text(changes),
-            Text(e["note"] or ""),
+            Text(e.note or ""),
         )
     common.out().print(table)
 

@@ -54,17 +54,11 @@ def tools_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     with common.env(ctx).store() as store, store.transaction() as session:
         rows = list_tools(session)
     if as_json:
-        common.print_json(rows)
+        common.print_json([r.model_dump(mode="json") for r in rows])
         return
     table = Table("slug", "name", "type", "documents", "capabilities", box=None, pad_edge=False)
     for r in rows:
-        table.add_row(
-            str(r["slug"]),
-            str(r["name"]),
-            str(r["type"] or "—"),
-            str(r["documents"]),
-            str(r["capabilities"]),
-        )
+        table.add_row(r.slug, r.name, r.type or "—", str(r.documents), str(r.capabilities))
     common.out().print(table)
 
 
@@ -122,7 +116,7 @@ def capabilities_cmd(
     with common.env(ctx).store() as store, store.transaction() as session:
         rows = list_capabilities(session, tool, status)
     if as_json:
-        common.print_json(rows)
+        common.print_json([r.model_dump(mode="json") for r in rows])
         return
     out = common.out()
     if not rows:
@@ -130,13 +124,13 @@ def capabilities_cmd(
         return
     for cap in rows:
         out.print(
-            f"[bold]{cap['name']}[/]  [dim]{cap['category']} · {cap['status']} · {cap['id']}[/]",
+            f"[bold]{cap.name}[/]  [dim]{cap.category} · {cap.status} · {cap.id}[/]",
             markup=True,
         )
-        out.print(cap["description"], markup=False)
-        out.print(f"Unique: {cap['unique']}", markup=False)
-        out.print(f"vs alternatives: {cap['vs_alternatives']}", markup=False)
-        for ev in cap["evidence"]:
-            where = f"{ev['document']}:{ev['start']}-{ev['end']}" if ev["grounded"] else "NOT FOUND"
-            out.print(f'  > "{ev["quote"]}" ({where})', markup=False, style="dim")
+        out.print(cap.description, markup=False)
+        out.print(f"Unique: {cap.unique}", markup=False)
+        out.print(f"vs alternatives: {cap.vs_alternatives}", markup=False)
+        for ev in cap.evidence:
+            where = f"{ev.document}:{ev.start}-{ev.end}" if ev.grounded else "NOT FOUND"
+            out.print(f'  > "{ev.quote}" ({where})', markup=False, style="dim")
         out.print()

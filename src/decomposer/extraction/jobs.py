@@ -12,8 +12,8 @@ import os
 import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -176,6 +176,25 @@ def counts(session: Session, run_id: int) -> dict[str, int]:
     return {state: found.get(state, 0) for state in STATES}
 
 
+class JobSummary(BaseModel):
+    """One row of ``decomposer jobs``: a job's state, attempts, last error and holder."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    run: int
+    tool: str
+    position: int
+    chunks: int
+    tokens: int
+    state: JobState
+    attempts: int
+    last_error: str | None
+    worker: str | None
+    batch: str | None
+    updated_at: str
+
+
 def list_jobs(
     session: Session,
     *,
@@ -183,7 +202,7 @@ def list_jobs(
     run_id: int | None = None,
     state: str | None = None,
     limit: int = 500,
-) -> list[dict[str, Any]]:
+) -> list[JobSummary]:
     query = (
         select(Job, Tool.slug)
         .join(ExtractionRun, ExtractionRun.id == Job.run_id)
@@ -198,19 +217,19 @@ def list_jobs(
     if state is not None:
         query = query.where(Job.state == state)
     return [
-        {
-            "id": job.id,
-            "run": job.run_id,
-            "tool": slug,
-            "position": job.position,
-            "chunks": len(job.chunk_ids),
-            "tokens": job.tokens,
-            "state": job.state,
-            "attempts": job.attempts,
-            "last_error": job.last_error,
-            "worker": job.worker,
-            "batch": job.batch_id,
-            "updated_at": job.updated_at.isoformat(),
-        }
+        JobSummary(
+            id=job.id,
+            run=job.run_id,
+            tool=slug,
+            position=job.position,
+            chunks=len(job.chunk_ids),
+            tokens=job.tokens,
+            state=job.state,
+            attempts=job.attempts,
+            last_error=job.last_error,
+            worker=job.worker,
+            batch=job.batch_id,
+            updated_at=job.updated_at.isoformat(),
+        )
         for job, slug in session.execute(query)
     ]

@@ -41,19 +41,11 @@ from sqlalchemy.orm import Session
 
 import decomposer
 from decomposer.catalog.score import Weights, score_tool
+from decomposer.catalog.snapshot import Snapshot, comparable, latest_run, load_snapshot
 from decomposer.core.errors import DecomposerError, InputError, NotFoundError
-from decomposer.matching.match import latest_run
-from decomposer.pages.compare import (
-    SCHEMA_VERSION,
-    Copywriter,
-    Options,
-    Snapshot,
-    ToolSide,
-    build_comparison,
-    build_side,
-    comparable,
-    load_snapshot,
-)
+from decomposer.pages.compare import build_comparison, build_side
+from decomposer.pages.copy import Copywriter
+from decomposer.pages.model import SCHEMA_VERSION, Options, ToolSide
 from decomposer.pages.render import FORMATS, Renderer
 
 MANIFEST = ".decomposer-pages.json"
@@ -61,7 +53,10 @@ MANIFEST_SCHEMA = 1
 PAGE_MODE = 0o644  # pages are published: readable by the web server, not only by us
 CODE_MODULES = (
     "catalog/catalogue.py",
+    "catalog/snapshot.py",
     "pages/compare.py",
+    "pages/copy.py",
+    "pages/model.py",
     "pages/render.py",
     "catalog/score.py",
     "pages/regenerate.py",

@@ -15,7 +15,8 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from decomposer.pages.compare import TEMPLATES, Comparison, ToolSide
+from decomposer.pages.copy import TEMPLATES
+from decomposer.pages.model import Comparison, ToolSide
 
 FORMATS = ("md", "html", "json")
 SECTION_CACHE = 4096

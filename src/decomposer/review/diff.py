@@ -27,7 +27,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from decomposer.core.vocab import REVIEWED_STATUSES as REVIEWED
-from decomposer.review.actions import FIELDS, open_proposal, record_event
+from decomposer.review.actions import FIELDS, record_event
+from decomposer.review.queries import open_proposal
 from decomposer.store.models import Capability
 from decomposer.store.review_models import CapabilityBaseline, CapabilityProposal
 

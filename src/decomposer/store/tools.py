@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from decomposer.core.errors import InputError, NotFoundError
 from decomposer.core.text import slugify
-from decomposer.core.vocab import TOOL_TYPES
+from decomposer.core.vocab import TOOL_TYPES, ToolType
 from decomposer.store.models import Capability, Document, Tool
 
 
@@ -60,7 +61,21 @@ def get_tool(session: Session, slug: str) -> Tool:
     return tool
 
 
-def list_tools(session: Session) -> list[dict[str, object]]:
+class ToolSummary(BaseModel):
+    """One row of ``decomposer tools``: a tool with its document and capability counts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    slug: str
+    name: str
+    type: ToolType | None
+    vendor: str | None
+    homepage: str | None
+    documents: int
+    capabilities: int
+
+
+def list_tools(session: Session) -> list[ToolSummary]:
     docs = select(Document.tool_id, func.count().label("n")).group_by(Document.tool_id).subquery()
     caps = (
         select(Capability.tool_id, func.count().label("n")).group_by(Capability.tool_id).subquery()
@@ -72,14 +87,14 @@ def list_tools(session: Session) -> list[dict[str, object]]:
         .order_by(Tool.slug)
     ).all()
     return [
-        {
-            "slug": tool.slug,
-            "name": tool.name,
-            "type": tool.type,
-            "vendor": tool.vendor,
-            "homepage": tool.homepage,
-            "documents": n_docs,
-            "capabilities": n_caps,
-        }
+        ToolSummary(
+            slug=tool.slug,
+            name=tool.name,
+            type=tool.type,
+            vendor=tool.vendor,
+            homepage=tool.homepage,
+            documents=n_docs,
+            capabilities=n_caps,
+        )
         for tool, n_docs, n_caps in rows
     ]

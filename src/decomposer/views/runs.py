@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from decomposer.core.vocab import RunStatus
 from decomposer.store.models import ExtractionRun, LLMCall, Tool
 
 
-def list_runs(
-    session: Session, tool_slug: str | None = None, limit: int = 50
-) -> list[dict[str, Any]]:
+class RunSummary(BaseModel):
+    """One row of ``decomposer runs``: a run with its call-log totals (cache hits not billed)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    tool: str
+    status: RunStatus
+    provider: str
+    model: str
+    mode: str
+    prompt: str
+    prompt_hash: str
+    chunks: int
+    calls: int
+    cache_hits: int
+    attempts: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    capabilities: int
+    ungrounded: int
+    error: str | None
+    started_at: str
+    finished_at: str | None
+
+
+def list_runs(session: Session, tool_slug: str | None = None, limit: int = 50) -> list[RunSummary]:
     calls = (
         select(
             LLMCall.run_id,
@@ -39,27 +64,27 @@ def list_runs(
     for row in session.execute(query):
         run: ExtractionRun = row[0]
         out.append(
-            {
-                "id": run.id,
-                "tool": row.slug,
-                "status": run.status,
-                "provider": run.provider,
-                "model": run.model,
-                "mode": run.mode,
-                "prompt": f"{run.prompt_name}/{run.prompt_version}",
-                "prompt_hash": run.prompt_hash,
-                "chunks": run.chunks_total,
-                "calls": int(row.calls or 0),
-                "cache_hits": int(row.cache_hits or 0),
-                "attempts": int(row.attempts or 0),
-                "input_tokens": int(row.input_tokens or 0),
-                "output_tokens": int(row.output_tokens or 0),
-                "cost_usd": round(float(row.cost_usd or 0.0), 6),
-                "capabilities": run.capabilities,
-                "ungrounded": run.ungrounded,
-                "error": run.error,
-                "started_at": run.started_at.isoformat(),
-                "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-            }
+            RunSummary(
+                id=run.id,
+                tool=row.slug,
+                status=run.status,
+                provider=run.provider,
+                model=run.model,
+                mode=run.mode,
+                prompt=f"{run.prompt_name}/{run.prompt_version}",
+                prompt_hash=run.prompt_hash,
+                chunks=run.chunks_total,
+                calls=int(row.calls or 0),
+                cache_hits=int(row.cache_hits or 0),
+                attempts=int(row.attempts or 0),
+                input_tokens=int(row.input_tokens or 0),
+                output_tokens=int(row.output_tokens or 0),
+                cost_usd=round(float(row.cost_usd or 0.0), 6),
+                capabilities=run.capabilities,
+                ungrounded=run.ungrounded,
+                error=run.error,
+                started_at=run.started_at.isoformat(),
+                finished_at=run.finished_at.isoformat() if run.finished_at else None,
+            )
         )
     return out

@@ -6,7 +6,6 @@ needs the token in the ``X-CSRF-Token`` header (403 without). Conflicts answer 4
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Header, Request
@@ -16,11 +15,21 @@ from pydantic import BaseModel, Field
 from decomposer.core.clock import utcnow
 from decomposer.core.errors import ConflictError
 from decomposer.core.vocab import ReviewAction
-from decomposer.review.actions import history, submit
+from decomposer.pages.model import Comparison
+from decomposer.review.actions import submit
+from decomposer.review.queries import EventView, history
 from decomposer.store import Store
-from decomposer.web import check_login, csrf_ok, csrf_token, forbidden_json, reviewer
-from decomposer.web import data as views
-from decomposer.web.pages import LoginRequired, _queue_filter
+from decomposer.views import review as views
+from decomposer.views.review import CapabilityDetail, QueueItem, ToolOverview, queue_filter
+from decomposer.views.tools import ToolPage, tool_detail
+from decomposer.web.security import (
+    check_login,
+    csrf_ok,
+    csrf_token,
+    current_user,
+    forbidden_json,
+    reviewer,
+)
 
 router = APIRouter(prefix="/api", tags=["api"])
 CsrfHeader = Header(default=None, alias="X-CSRF-Token")
@@ -61,13 +70,6 @@ def _store(request: Request) -> Store:
     return store
 
 
-def _user(request: Request) -> str:
-    name = reviewer(request)
-    if name is None:
-        raise LoginRequired
-    return name
-
-
 @router.get("/session", response_model=SessionInfo)
 def session_info(request: Request) -> SessionInfo:
     """Who is logged in, and the CSRF token to send with every POST."""
@@ -97,19 +99,19 @@ def logout(request: Request, x_csrf_token: str | None = CsrfHeader) -> Response:
 
 
 @router.get("/tools")
-def tools(request: Request) -> list[dict[str, Any]]:
+def tools(request: Request) -> list[ToolOverview]:
     """Every tool with document and capability counts (per status, pending, changed)."""
-    _user(request)
+    current_user(request)
     with _store(request).transaction() as session:
         return views.tools_overview(session)
 
 
 @router.get("/tools/{slug}")
-def tool(request: Request, slug: str) -> dict[str, Any]:
+def tool(request: Request, slug: str) -> ToolPage:
     """A tool's profile, capability counts and scores."""
-    _user(request)
+    current_user(request)
     with _store(request).transaction() as session:
-        return views.tool_detail(session, slug, None, utcnow().date())
+        return tool_detail(session, slug, utcnow().date()).page()
 
 
 @router.get("/capabilities")
@@ -119,25 +121,26 @@ def capabilities(
     status: str = "pending",
     category: str | None = None,
     ungrounded: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[QueueItem]:
     """Capabilities by filter; ``status`` is a status, ``pending``, ``changed`` or ``all``."""
-    _user(request)
-    f = _queue_filter(tool, status, category, ungrounded)
+    current_user(request)
+    f = queue_filter(tool, status, category, ungrounded)
     with _store(request).transaction() as session:
         return views.queue(session, f)
 
 
 @router.get("/capabilities/{cap_id}")
-def capability(request: Request, cap_id: str) -> dict[str, Any]:
+def capability(request: Request, cap_id: str) -> CapabilityDetail:
     """One capability with evidence in context, its open proposal (diff) and history."""
-    _user(request)
+    current_user(request)
     with _store(request).transaction() as session:
         return views.capability_detail(session, cap_id)
 
 
 @router.get("/capabilities/{cap_id}/history")
-def capability_history(request: Request, cap_id: str) -> list[dict[str, Any]]:
-    _user(request)
+def capability_history(request: Request, cap_id: str) -> list[EventView]:
+    """Every change to the capability, oldest first."""
+    current_user(request)
     with _store(request).transaction() as session:
         return history(session, cap_id)
 
@@ -153,7 +156,7 @@ def review(
     """Approve, reject, edit or keep (dismiss a re-extraction change) one capability."""
     if not csrf_ok(request, x_csrf_token):
         return forbidden_json("missing or invalid X-CSRF-Token")
-    who = _user(request)
+    who = current_user(request)
     store = _store(request)
     try:
         outcome = submit(
@@ -170,18 +173,21 @@ def review(
         with store.transaction() as session:
             current = views.capability_detail(session, cap_id)
         return JSONResponse(
-            {"detail": str(exc), "current": current, "yours": body.model_dump()},
+            {
+                "detail": str(exc),
+                "current": current.model_dump(mode="json"),
+                "yours": body.model_dump(),
+            },
             status_code=409,
         )
     return ReviewResult(**outcome.__dict__)
 
 
 @router.get("/comparisons/{a}/{b}")
-def comparison(request: Request, a: str, b: str, include_unreviewed: bool = False) -> Any:
+def comparison(request: Request, a: str, b: str, include_unreviewed: bool = False) -> Comparison:
     """The "A vs B" comparison as JSON, as `decomposer compare A B --format json` writes it."""
-    _user(request)
-    from decomposer.pages.render import render_json
+    current_user(request)
+    from decomposer.views.comparisons import default_comparison  # loads the comparator
 
     with _store(request).transaction() as session:
-        result = views.comparison(session, a, b, utcnow().date(), include_unreviewed)
-    return json.loads(render_json(result))
+        return default_comparison(session, a, b, utcnow().date(), include_unreviewed)

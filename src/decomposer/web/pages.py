@@ -15,10 +15,23 @@ from decomposer.core.clock import utcnow
 from decomposer.core.errors import ConflictError, DecomposerError, InputError, NotFoundError
 from decomposer.core.vocab import CATEGORIES, STATUSES
 from decomposer.core.vocab import PENDING_STATUSES as PENDING
-from decomposer.review.actions import FIELDS, Filter, submit
+from decomposer.review.actions import FIELDS, submit
+from decomposer.review.queries import get_capability
 from decomposer.store import Store
-from decomposer.web import HERE, check_login, csrf_ok, csrf_token, redirect, reviewer, safe_next
-from decomposer.web import data as views
+from decomposer.views import review as views
+from decomposer.views.review import queue_filter
+from decomposer.views.tools import tool_detail
+from decomposer.web.security import (
+    HERE,
+    LoginRequired,
+    check_login,
+    csrf_ok,
+    csrf_token,
+    current_user,
+    redirect,
+    reviewer,
+    safe_next,
+)
 
 router = APIRouter(include_in_schema=False)
 env = jinja2.Environment(
@@ -29,10 +42,6 @@ env = jinja2.Environment(
     lstrip_blocks=True,
 )
 ACTION_LABELS = {"approve": "approved", "reject": "rejected", "edit": "edited", "keep": "kept"}
-
-
-class LoginRequired(Exception):
-    pass
 
 
 def _store(request: Request) -> Store:
@@ -50,13 +59,6 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
         **context,
     )
     return HTMLResponse(html, status_code=status_code)
-
-
-def _user(request: Request) -> str:
-    name = reviewer(request)
-    if name is None:
-        raise LoginRequired
-    return name
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -138,8 +140,8 @@ def queue_page(
     category: str | None = None,
     ungrounded: bool = False,
 ) -> HTMLResponse:
-    _user(request)
-    f = _queue_filter(tool or None, status, category or None, ungrounded)
+    current_user(request)
+    f = queue_filter(tool or None, status, category or None, ungrounded)
     with _store(request).transaction() as session:
         items = views.queue(session, f)
         tools = views.tools_overview(session)
@@ -159,28 +161,9 @@ def queue_page(
     )
 
 
-def _queue_filter(tool: str | None, status: str, category: str | None, ungrounded: bool) -> Filter:
-    f = Filter(tool=tool)
-    if status == "pending":
-        f.pending = True
-    elif status == "changed":
-        f.proposal = True
-    elif status in STATUSES:
-        f.statuses = (status,)
-    elif status != "all":
-        raise InputError(f"unknown status {status!r}")
-    if category:
-        if category not in CATEGORIES:
-            raise InputError(f"unknown category {category!r}")
-        f.category = category
-    if ungrounded:
-        f.grounded = False
-    return f
-
-
 @router.get("/capabilities/{cap_id}")
 def capability_page(request: Request, cap_id: str) -> HTMLResponse:
-    _user(request)
+    current_user(request)
     with _store(request).transaction() as session:
         cap = views.capability_detail(session, cap_id)
     return render(request, "capability.html", cap=cap, categories=CATEGORIES, problem=None)
@@ -191,7 +174,7 @@ async def review_form(request: Request, cap_id: str) -> Response:
     form = await request.form()
     if not csrf_ok(request, _str(form.get("csrf_token"))):
         return render(request, "error.html", status_code=403, message="Invalid CSRF token.")
-    who = _user(request)
+    who = current_user(request)
     action = _str(form.get("action")) or ""
     try:
         version = int(_str(form.get("version")) or "")
@@ -234,8 +217,6 @@ async def review_form(request: Request, cap_id: str) -> Response:
             },
         )
     with store.transaction() as session:
-        from decomposer.review.actions import get_capability
-
         nxt = views.next_pending(session, get_capability(session, cap_id))
     flash = f"{ACTION_LABELS.get(outcome.action, outcome.action)} {cap_id}"
     request.session["flash"] = flash
@@ -246,7 +227,7 @@ async def review_form(request: Request, cap_id: str) -> Response:
 
 @router.get("/documents/{doc_id}")
 def document_page(request: Request, doc_id: int, cap: str | None = None) -> HTMLResponse:
-    _user(request)
+    current_user(request)
     with _store(request).transaction() as session:
         doc = views.document_view(session, doc_id, cap)
     if doc is None:
@@ -256,20 +237,21 @@ def document_page(request: Request, doc_id: int, cap: str | None = None) -> HTML
 
 @router.get("/tools/{slug}")
 def tool_page(request: Request, slug: str, vs: str | None = None) -> HTMLResponse:
-    _user(request)
+    current_user(request)
     with _store(request).transaction() as session:
-        tool = views.tool_detail(session, slug, vs, utcnow().date())
+        tool = tool_detail(session, slug, utcnow().date()).page(vs)
     return render(request, "tool.html", tool=tool, pending=PENDING)
 
 
 @router.get("/compare/{a}/{b}")
 def compare_page(request: Request, a: str, b: str, drafts: bool = True) -> HTMLResponse:
     """The comparison page as the renderer writes it (its own escaping), for the preview."""
-    _user(request)
+    current_user(request)
     from decomposer.pages.render import Renderer
+    from decomposer.views.comparisons import default_comparison
 
     with _store(request).transaction() as session:
-        comparison = views.comparison(session, a, b, utcnow().date(), drafts)
+        comparison = default_comparison(session, a, b, utcnow().date(), drafts)
     return HTMLResponse(Renderer().render(comparison, "html"))
 
 

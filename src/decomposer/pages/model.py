@@ -1,0 +1,180 @@
+"""The page model: frozen pydantic view models of one "A vs B" comparison, as pages show it.
+
+``Comparison.model_dump_json`` is the ``--format json`` page and the JSON API's comparison
+response, so these field names are a published schema (``SCHEMA_VERSION``).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from decomposer.catalog.catalogue import Sourced
+from decomposer.catalog.score import ScoreCard, Weights
+from decomposer.core.vocab import CAPABILITIES_PER_SIDE
+
+SCHEMA_VERSION = 1
+MISSING = "—"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ScorePart(_Model):
+    label: str
+    value: str
+    computation: str
+    score: float
+
+
+class SubScoreView(_Model):
+    value: int
+    exact: float
+    how: str
+    parts: list[ScorePart]
+
+
+class ScoresView(_Model):
+    """A default-weight score card (``ScoreCard.as_json``): Rank and the five sub-scores."""
+
+    rank: int
+    rank_how: str
+    adoption: SubScoreView
+    quality: SubScoreView
+    ecosystem: SubScoreView
+    match_graph: SubScoreView
+    freshness: SubScoreView
+
+    @classmethod
+    def of(cls, card: ScoreCard) -> ScoresView:
+        return cls.model_validate(card.as_json())
+
+
+class SourcedView(_Model):
+    """A profile value and where it came from (catalogue, tool registry or docs quote)."""
+
+    value: Any
+    source: str
+    quote: str | None
+
+    @classmethod
+    def of(cls, item: Sourced | None) -> SourcedView | None:
+        return None if item is None else cls.model_validate(item.as_json())
+
+
+class EvidenceView(_Model):
+    quote: str
+    document: str | None
+    source: str | None
+    grounded: bool
+
+
+class CapabilityView(_Model):
+    id: str
+    name: str
+    category: str
+    status: str
+    draft: bool
+    grounded: bool
+    description: str
+    unique: str
+    vs_alternatives: str
+    evidence: list[EvidenceView]
+
+
+class ToolSide(_Model):
+    slug: str
+    name: str
+    vendor: str | None
+    homepage: str | None
+    categories: list[str]
+    profile: dict[str, SourcedView | None]
+    type_text: str
+    pricing_text: str
+    price_text: str
+    free_tier: bool | None
+    rank: int
+    subscores: dict[str, int]
+    scores: dict[str, Any]
+    """``ScoreCard.as_json``: the same shape as ``ScoresView``, kept loose for hand-built sides."""
+    capabilities_count: int
+    approved_count: int
+    draft_count: int
+    grounded_count: int
+    times_matched: int
+    capabilities: list[CapabilityView]
+    shown: int
+    more: int
+
+
+class Row(_Model):
+    name: str
+    a: str
+    b: str
+
+
+class CapRef(_Model):
+    id: str
+    name: str
+    draft: bool
+
+
+class SharedView(_Model):
+    """One row of "Shared capabilities": the same capability in both tools."""
+
+    a: CapRef
+    b: CapRef
+    similarity: float
+
+
+class AlignmentInfo(_Model):
+    method: str = "optimal one-to-one assignment (Hungarian) on cosine similarity"
+    model: str
+    threshold: float
+
+
+class Verdict(_Model):
+    leader: str | None
+    leads: dict[str, list[str]]
+    ties: list[str]
+    text: str
+
+
+class Options(_Model):
+    """Page-wide settings. ``as_of`` is kept as the first day of its month (see score.py)."""
+
+    top_k: int = Field(default=CAPABILITIES_PER_SIDE, ge=1)
+    include_unreviewed: bool = False
+    weights: dict[str, float] = Field(default_factory=lambda: Weights().as_dict())
+    as_of: date
+
+    @field_validator("as_of")
+    @classmethod
+    def _month(cls, value: date) -> date:
+        return value.replace(day=1)
+
+    @property
+    def as_of_text(self) -> str:
+        return self.as_of.strftime("%B %Y")
+
+
+class Comparison(_Model):
+    kind: str = "decomposer.comparison"
+    schema_version: int = SCHEMA_VERSION
+    title: str
+    options: Options
+    a: ToolSide
+    b: ToolSide
+    rows: list[Row]
+    shared: list[SharedView]
+    only_in_a: list[CapRef]
+    only_in_b: list[CapRef]
+    alignment: AlignmentInfo
+    summary: str
+    basis: str
+    verdict: Verdict
+    score_note: str
+    search_text: str

@@ -1,0 +1,275 @@
+"""Review read models for the web UI and JSON API: the queue, one capability, one document.
+
+Built from ``review.queries`` in one session; the same typed objects feed the Jinja2 pages and
+the API's response models, so ``/docs`` shows the shapes the pages use.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from decomposer.core.errors import InputError
+from decomposer.core.vocab import CATEGORIES, STATUSES, CapabilityStatus
+from decomposer.core.vocab import PENDING_STATUSES as PENDING
+from decomposer.review.diff import word_diff
+from decomposer.review.queries import (
+    EventView,
+    Filter,
+    ProposalView,
+    counts,
+    evidence_context,
+    get_capability,
+    history,
+    open_proposal,
+    select_capabilities,
+)
+from decomposer.store.models import Capability, Document, Evidence, Tool
+from decomposer.store.review_models import CapabilityProposal
+from decomposer.store.tools import ToolSummary, list_tools
+from decomposer.views.capabilities import CapabilityRecord, capability_fields, capability_record
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ToolOverview(ToolSummary):
+    """A tool with its document count and capability counts per status, pending and changed."""
+
+    counts: dict[str, int]
+
+
+class QueueItem(CapabilityRecord):
+    """A capability in the review queue; ``proposal`` is the kind of its open proposal."""
+
+    proposal: str | None
+    pending: bool
+
+
+class QuoteContext(_Frozen):
+    before: str
+    match: str
+    after: str
+
+
+class EvidenceDetail(_Frozen):
+    """A quote with the text around it in its document, when it was found there."""
+
+    id: int
+    quote: str
+    grounded: bool
+    score: float | None
+    start: int | None
+    end: int | None
+    document_id: int | None
+    document: str | None
+    document_title: str | None
+    context: QuoteContext | None
+
+
+class OpenProposal(ProposalView):
+    """An open proposal with a word diff (``(op, text)`` pieces) per changed field."""
+
+    diff: dict[str, list[tuple[str, str]]]
+
+
+class CapabilityDetail(_Frozen):
+    """One capability for review: evidence in context, open proposal, history, next pending."""
+
+    id: str
+    tool: str
+    name: str
+    category: str
+    description: str
+    unique: str
+    vs_alternatives: str
+    status: CapabilityStatus
+    version: int
+    evidence: list[EvidenceDetail]
+    proposal: str | None
+    pending: bool
+    tool_name: str
+    open_proposal: OpenProposal | None
+    history: list[EventView]
+    next_id: str | None
+
+
+class Mark(_Frozen):
+    id: int
+    capability_id: str
+
+
+class Piece(_Frozen):
+    text: str
+    mark: Mark | None
+
+
+class DocumentView(_Frozen):
+    """A document's text as plain and highlighted pieces (evidence spans)."""
+
+    id: int
+    source: str
+    title: str | None
+    tool: str | None
+    pieces: list[Piece]
+    link: str | None
+
+
+def tools_overview(session: Session) -> list[ToolOverview]:
+    per_tool = counts(session)
+    return [
+        ToolOverview(**row.model_dump(), counts=per_tool.get(row.slug, {}))
+        for row in list_tools(session)
+    ]
+
+
+def queue_filter(tool: str | None, status: str, category: str | None, ungrounded: bool) -> Filter:
+    """The queue's URL parameters as a filter; ``status`` may also be pending, changed or all."""
+    f = Filter(tool=tool)
+    if status == "pending":
+        f.pending = True
+    elif status == "changed":
+        f.proposal = True
+    elif status in STATUSES:
+        f.statuses = (status,)
+    elif status != "all":
+        raise InputError(f"unknown status {status!r}")
+    if category:
+        if category not in CATEGORIES:
+            raise InputError(f"unknown category {category!r}")
+        f.category = category
+    if ungrounded:
+        f.grounded = False
+    return f
+
+
+def _is_pending(cap: Capability, proposal: str | None) -> bool:
+    return cap.status in PENDING or proposal is not None
+
+
+def queue(session: Session, f: Filter) -> list[QueueItem]:
+    caps = select_capabilities(session, f)
+    slugs = {tid: slug for tid, slug in session.execute(select(Tool.id, Tool.slug))}
+    ids = [c.id for c in caps]
+    kinds = {
+        cid: kind
+        for cid, kind in session.execute(
+            select(CapabilityProposal.capability_id, CapabilityProposal.kind).where(
+                CapabilityProposal.capability_id.in_(ids), CapabilityProposal.state == "open"
+            )
+        )
+    }
+    return [
+        QueueItem(
+            **capability_record(c, slugs[c.tool_id]).model_dump(),
+            proposal=kinds.get(c.id),
+            pending=_is_pending(c, kinds.get(c.id)),
+        )
+        for c in caps
+    ]
+
+
+def capability_detail(session: Session, cap_id: str) -> CapabilityDetail:
+    cap = get_capability(session, cap_id)
+    session.refresh(cap)
+    tool = session.get(Tool, cap.tool_id)
+    assert tool is not None
+    proposal = open_proposal(session, cap_id)
+    kind = proposal.kind if proposal else None
+    opened = None
+    if proposal is not None:
+        opened = OpenProposal(
+            **ProposalView.of(proposal).model_dump(),
+            diff={
+                name: word_diff(str(pair["old"]), str(pair["new"]))
+                for name, pair in proposal.changes.items()
+            },
+        )
+    return CapabilityDetail.model_validate(
+        {
+            **capability_fields(cap, tool.slug),
+            "evidence": [_evidence(ev) for ev in cap.evidence],
+            "proposal": kind,
+            "pending": _is_pending(cap, kind),
+            "tool_name": tool.name,
+            "open_proposal": opened,
+            "history": history(session, cap_id),
+            "next_id": next_pending(session, cap),
+        }
+    )
+
+
+def _evidence(ev: Evidence) -> EvidenceDetail:
+    doc = ev.document
+    context = None
+    if doc is not None and ev.start is not None and ev.end is not None:
+        context = QuoteContext(**evidence_context(doc.text, ev.start, ev.end))
+    return EvidenceDetail(
+        id=ev.id,
+        quote=ev.quote,
+        grounded=ev.grounded,
+        score=ev.score,
+        start=ev.start,
+        end=ev.end,
+        document_id=doc.id if doc else None,
+        document=doc.source if doc else None,
+        document_title=doc.title if doc else None,
+        context=context,
+    )
+
+
+def next_pending(session: Session, cap: Capability) -> str | None:
+    """The next pending capability of the same tool after ``cap`` in queue order (wrapping)."""
+    tool = session.get(Tool, cap.tool_id)
+    assert tool is not None
+    ids = [c.id for c in select_capabilities(session, Filter(tool=tool.slug, pending=True))]
+    if not ids:
+        return None
+    if cap.id in ids:
+        i = ids.index(cap.id)
+        rest = ids[i + 1 :] + ids[:i]
+        return rest[0] if rest else None
+    key = (cap.category, cap.name, cap.id)
+    for cid in ids:
+        other = session.get(Capability, cid)
+        if other is not None and (other.category, other.name, other.id) > key:
+            return cid
+    return ids[0]
+
+
+def document_view(session: Session, doc_id: int, cap_id: str | None) -> DocumentView | None:
+    """A document's text split into plain and highlighted pieces (evidence spans)."""
+    doc = session.get(Document, doc_id)
+    if doc is None:
+        return None
+    q = (
+        select(Evidence)
+        .where(Evidence.document_id == doc_id, Evidence.start.is_not(None))
+        .options(selectinload(Evidence.capability))
+        .order_by(Evidence.start)
+    )
+    if cap_id:
+        q = q.where(Evidence.capability_id == cap_id)
+    pieces: list[Piece] = []
+    pos = 0
+    for ev in session.scalars(q):
+        start, end = ev.start or 0, ev.end or 0
+        if start < pos or end <= start:
+            continue
+        pieces.append(Piece(text=doc.text[pos:start], mark=None))
+        pieces.append(
+            Piece(text=doc.text[start:end], mark=Mark(id=ev.id, capability_id=ev.capability_id))
+        )
+        pos = end
+    pieces.append(Piece(text=doc.text[pos:], mark=None))
+    tool = session.get(Tool, doc.tool_id)
+    return DocumentView(
+        id=doc.id,
+        source=doc.source,
+        title=doc.title,
+        tool=tool.slug if tool else None,
+        pieces=pieces,
+        link=doc.source if doc.source.startswith(("http://", "https://")) else None,
+    )
