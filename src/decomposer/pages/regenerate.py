@@ -43,6 +43,7 @@ import decomposer
 from decomposer.catalog.score import Weights, score_tool
 from decomposer.catalog.snapshot import Snapshot, comparable, latest_run, load_snapshot
 from decomposer.core.errors import DecomposerError, InputError, NotFoundError
+from decomposer.matching.embed import LexicalEmbedder
 from decomposer.pages.compare import build_comparison, build_side
 from decomposer.pages.copy import Copywriter
 from decomposer.pages.model import SCHEMA_VERSION, Options, ToolSide
@@ -286,6 +287,7 @@ def write_pages(
     existing = {entry.name for entry in os.scandir(out_dir)}
     run = run_digest(options, renderer, match_digest)
     sides = Sides(snapshot, options)
+    embedder = LexicalEmbedder()  # one per run: its stems are memoised across every pair
     report = RegenReport(out_dir=out_dir, pairs=len(pairs))
     started = time.perf_counter()
     for slug in sorted({s for pair in pairs for s in (pair.a, pair.b)}):
@@ -309,7 +311,7 @@ def write_pages(
                 report.unchanged += 1
                 continue
             if comparison is None:
-                comparison = build_comparison(side_a, side_b, options, copy)
+                comparison = build_comparison(side_a, side_b, options, copy, embedder)
             write_atomic(out_dir / name, renderer.render(comparison, fmt))
             manifest[name] = page_hash
             report.written.append(name)
