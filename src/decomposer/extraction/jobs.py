@@ -27,6 +27,18 @@ DEFAULT_LEASE = timedelta(minutes=10)
 """Longer than one call can take with all its retries (the retry deadline is 5 minutes)."""
 
 
+def lock_row(session: Session, table: Any, row_id: int) -> None:
+    """Take the write lock on one row before reading it: a no-op ``UPDATE`` locks the row on
+    PostgreSQL and, as the transaction's first write, the database on SQLite (whose deferred
+    transactions would otherwise let two processes read the same state and both write)."""
+    session.execute(
+        update(table)
+        .where(table.id == row_id)
+        .values(id=table.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 

@@ -14,11 +14,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from decomposer.calls.calllog import request_hash
 from decomposer.calls.prompts import Prompt
-from decomposer.core.errors import DecomposerError, InputError, ProviderError
+from decomposer.core.errors import DecomposerError, InputError, ProviderError, StoreError
 from decomposer.core.vocab import UNFINISHED_RUN_STATUSES as UNFINISHED
 from decomposer.extraction import jobs
 from decomposer.extraction.finalize import RunNotFinished, RunProgress, RunReport, finalize_run
@@ -26,8 +27,9 @@ from decomposer.extraction.inputs import Piece, RunInputs, chunks_of, context_fo
 from decomposer.extraction.task import ExtractionCaller, ExtractionResult, extraction_task
 from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
 from decomposer.providers.base import ProviderConfig
+from decomposer.review.diff import SyncReport
 from decomposer.store import Store
-from decomposer.store.models import ExtractionRun, Job
+from decomposer.store.models import ExtractionRun, Job, Tool
 from decomposer.store.tools import get_tool
 
 __all__ = [
@@ -57,9 +59,30 @@ async def run_extraction(
     pack_tokens: int = DEFAULT_CHUNK_TOKENS,
     on_progress: OnProgress | None = None,
 ) -> RunReport:
-    """Plan (or resume) a run, execute its jobs here, and write the results in one go."""
+    """Plan (or resume) a run, execute its jobs here, and write the results in one go.
+
+    A database failure becomes one line naming its kind: the driver's message can carry the
+    statement's parameters (document text), which must never reach the terminal.
+    """
     if concurrency < 1:
         raise InputError("--concurrency must be at least 1")
+    try:
+        return await _plan_execute_finish(caller, tool_slug, concurrency, pack_tokens, on_progress)
+    except SQLAlchemyError as exc:
+        kind = type(getattr(exc, "orig", None) or exc).__name__
+        raise StoreError(
+            f"the store failed during the run ({kind})",
+            hint="run `decomposer extract` again to resume; finished calls are not re-billed",
+        ) from None
+
+
+async def _plan_execute_finish(
+    caller: ExtractionCaller,
+    tool_slug: str,
+    concurrency: int,
+    pack_tokens: int,
+    on_progress: OnProgress | None,
+) -> RunReport:
     run_id = plan_run(
         caller.store,
         caller.cfg,
@@ -69,7 +92,41 @@ async def run_extraction(
         now=caller.clock(),
     )
     progress = await execute_jobs(caller, run_id, concurrency=concurrency, on_progress=on_progress)
-    return finalize_run(caller.store, run_id, caller.clock, progress)
+    return await finish_shared_run(caller, run_id, progress)
+
+
+SHARED_POLL_S = 0.5
+"""How often a process whose queue is empty checks on jobs another process still runs."""
+
+
+async def finish_shared_run(
+    caller: ExtractionCaller, run_id: int, progress: RunProgress
+) -> RunReport:
+    """Write the run's results; when another process shares the run, wait for the jobs it
+    still runs (taking over any it gives back), and if it wrote the results, report that."""
+    while True:
+        try:
+            return finalize_run(caller.store, run_id, caller.clock, progress)
+        except RunNotFinished as pending:
+            state = pending.state
+        if not any(state[s] for s in (jobs.QUEUED, jobs.RUNNING, jobs.FAILED)):
+            return _written_elsewhere(caller.store, run_id, progress)
+        if state[jobs.FAILED] and not state[jobs.RUNNING] and not state[jobs.QUEUED]:
+            raise RunNotFinished(run_id, state)
+        if state[jobs.QUEUED]:
+            progress = await execute_jobs(caller, run_id, on_progress=None)
+        else:
+            await caller.sleep(SHARED_POLL_S)
+
+
+def _written_elsewhere(store: Store, run_id: int, progress: RunProgress) -> RunReport:
+    """Another process sharing the run finished it; this one reports the stored totals."""
+    with store.transaction() as session:
+        run = session.get(ExtractionRun, run_id)
+        assert run is not None
+        tool = session.get(Tool, run.tool_id)
+        assert tool is not None
+        return RunReport(run_id, tool.slug, progress, run.capabilities, SyncReport())
 
 
 def plan_run(
@@ -88,6 +145,9 @@ def plan_run(
     """
     with store.transaction() as session:
         tool = get_tool(session, tool_slug)
+        # Planners of one tool queue here, so two processes share one run instead of
+        # both finding none unfinished and each starting (and paying for) its own.
+        jobs.lock_row(session, Tool, tool.id)
         chunks = chunks_of(session, tool.id)
         if not chunks:
             raise InputError(
