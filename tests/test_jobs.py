@@ -249,3 +249,22 @@ def test_kill_9_mid_run_then_resume(cli, pages, settings):
     # Every request the provider saw is logged: the one cut off by the kill as "pending".
     assert billed == len(answered) == 7
     assert pending == 1
+    [listed] = cli.json("runs")
+    assert (listed["calls"], listed["attempts"], listed["pending"]) == (7, 7, 1)
+
+
+def test_refresh_asks_every_request_again(cli, pages, settings, monkeypatch):
+    monkeypatch.setenv("MISTRAL_API_KEY", SECRET)
+    with respx.mock() as mock:
+        mock.post(MISTRAL_URL).mock(side_effect=grounded_answer)
+        assert cli("extract", "acme", "--pack-tokens", "1")[0] == 0
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post(MISTRAL_URL).mock(side_effect=grounded_answer)
+        assert cli("extract", "acme", "--pack-tokens", "1")[0] == 0
+    assert route.call_count == 0, "answered from the cache"
+    for flag in ("--refresh", "--no-cache"):
+        with respx.mock() as mock:
+            route = mock.post(MISTRAL_URL).mock(side_effect=grounded_answer)
+            code, _, err = cli("extract", "acme", "--pack-tokens", "1", flag)
+        assert code == 0, err
+        assert route.call_count == 6, flag

@@ -227,6 +227,18 @@ def extract_cmd(
             help="Answer from recorded responses (file or folder) instead of the network."
         ),
     ] = None,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh",
+            "--no-cache",
+            help="Ask the model again instead of answering from the cache (entries replaced).",
+        ),
+    ] = False,
+    grow_max_tokens: Annotated[
+        bool,
+        typer.Option(help="Ask a cut-off answer again with double --max-tokens (up to 16384)."),
+    ] = False,
 ) -> None:
     """Extract capabilities from a tool's ingested documents through the model.
 
@@ -252,7 +264,8 @@ def extract_cmd(
         key=key,
         prompt_version=prompt_version,
         limits=limits_for(settings, cfg.provider, rps, tpm),
-        policy=RetryPolicy(attempts=max_attempts),
+        policy=RetryPolicy(attempts=max_attempts, grow_max_tokens=grow_max_tokens),
+        refresh=refresh,
     )
     with env.store() as store:
         if batch:
