@@ -268,3 +268,45 @@ def test_refresh_asks_every_request_again(cli, pages, settings, monkeypatch):
             code, _, err = cli("extract", "acme", "--pack-tokens", "1", flag)
         assert code == 0, err
         assert route.call_count == 6, flag
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_gives_back_the_jobs_in_flight(cli, pages, settings, sig):
+    answered: list[str] = []
+    release = threading.Event()
+    with serve(hanging_provider(answered, release, after=3)) as base:
+        args = [
+            sys.executable,
+            "-m",
+            "decomposer",
+            "extract",
+            "acme",
+            "--provider",
+            "openai-compatible",
+            "--base-url",
+            f"{base}/v1",
+            "--model",
+            "m",
+            "--pack-tokens",
+            "1",
+            "--concurrency",
+            "2",
+        ]
+        env = {**os.environ, "DECOMPOSER_HOME": str(settings.home)}
+        proc = subprocess.Popen(
+            args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 30
+        while len(answered) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # three answered, two in flight and hanging
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+        release.set()
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == "error: interrupted"
+    assert "Traceback" not in err
+    [run] = rows(settings, ExtractionRun)
+    assert run.status == "interrupted"
+    states = sorted(j.state for j in rows(settings, Job))
+    assert states == ["done", "done", "done", "queued", "queued", "queued"]

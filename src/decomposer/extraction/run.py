@@ -10,7 +10,9 @@ re-sending finished requests.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import select
@@ -279,8 +281,8 @@ async def execute_jobs(
     """Claim and run a run's queued jobs with ``concurrency`` workers in this process.
 
     After the first provider failure no new job is started; the ones in flight finish. On
-    cancellation (Ctrl-C) the jobs in flight go back to the queue and the run is marked
-    ``interrupted``; a later ``extract`` resumes it.
+    cancellation (Ctrl-C, or SIGTERM, handled the same way) the jobs in flight go back to the
+    queue and the run is marked ``interrupted``; a later ``extract`` resumes it.
     """
     me = worker or jobs.worker_id()
     with caller.store.transaction() as session:
@@ -296,32 +298,60 @@ async def execute_jobs(
                 return
             held.add(job.id)
             group = inputs.groups[job.id]
+            # A job leaves ``held`` only once it is recorded done or failed: one interrupted
+            # mid-call stays there, so the handler below gives it back to the queue.
             try:
                 result = await run_job(caller, run_id, job.id, group, inputs.tool_name, me)
             except ProviderError as exc:
+                held.discard(job.id)
                 failures.append(exc)
                 progress.failed += 1
                 if on_progress is not None:
                     on_progress(progress)
                 return
-            finally:
-                held.discard(job.id)
+            held.discard(job.id)
             progress.add(result, len(group))
             if on_progress is not None:
                 on_progress(progress)
 
     if on_progress is not None:
         on_progress(progress)
-    try:
-        await asyncio.gather(*(work() for _ in range(concurrency)))
-    except BaseException as exc:
-        jobs.release(caller.store, sorted(held), me, caller.clock())
-        _finish_failed(caller.store, run_id, exc, caller.clock())
-        raise
+    with _sigterm_cancels() as terminated:
+        try:
+            await asyncio.gather(*(work() for _ in range(concurrency)))
+        except BaseException as exc:
+            jobs.release(caller.store, sorted(held), me, caller.clock())
+            _finish_failed(caller.store, run_id, exc, caller.clock())
+            if terminated:
+                raise KeyboardInterrupt from None
+            raise
     if failures:
         _finish_failed(caller.store, run_id, failures[0], caller.clock())
         raise failures[0]
     return progress
+
+
+@contextmanager
+def _sigterm_cancels() -> Iterator[list[bool]]:
+    """While extracting, SIGTERM cancels the running task like Ctrl-C does (instead of killing
+    the process with its jobs left running); the yielded list is non-empty once it fired.
+    Outside the main thread (a worker's pool) signals are left to their owner."""
+    task, loop, fired = asyncio.current_task(), asyncio.get_running_loop(), []
+
+    def terminate() -> None:
+        fired.append(True)
+        if task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, terminate)
+    except (RuntimeError, ValueError, NotImplementedError):
+        yield fired
+        return
+    try:
+        yield fired
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def pack_calls(chunks: Sequence[Piece], budget: int) -> list[list[Piece]]:
