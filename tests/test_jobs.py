@@ -310,3 +310,42 @@ def test_interrupt_gives_back_the_jobs_in_flight(cli, pages, settings, sig):
     assert run.status == "interrupted"
     states = sorted(j.state for j in rows(settings, Job))
     assert states == ["done", "done", "done", "queued", "queued", "queued"]
+
+
+def test_an_expired_lease_is_taken_over_and_a_heartbeat_keeps_it(store):
+    now = datetime.now(UTC)
+    run_id = run_with_jobs(store, 2, now)
+    first = jobs.claim(store, run_id, "elsewhere:1", now)
+    second = jobs.claim(store, run_id, "elsewhere:2", now)
+    assert first is not None and second is not None
+    assert jobs.claim(store, run_id, "me:3", now) is None, "both leases are live"
+    later = now + jobs.DEFAULT_LEASE - timedelta(seconds=1)
+    assert jobs.renew(store, second.id, "elsewhere:2", later)  # the second holder is alive
+    expired = now + jobs.DEFAULT_LEASE + timedelta(seconds=1)
+    taken = jobs.claim(store, run_id, "me:3", expired)
+    assert taken is not None and taken.id == first.id and taken.worker == "me:3"
+    assert jobs.claim(store, run_id, "me:3", expired) is None
+    assert not jobs.renew(store, first.id, "elsewhere:1", expired), "the old holder lost it"
+    assert jobs.claim_job(store, second.id, "me:3", expired) is None
+    assert jobs.lease_left(store, second.id, expired) == pytest.approx(
+        (jobs.DEFAULT_LEASE - timedelta(seconds=2)).total_seconds()
+    )
+
+
+def test_requeue_stale_from_the_command_line(cli, store, settings):
+    now = datetime.now(UTC)
+    run_with_jobs(store, 3, now)
+    with store.transaction() as s:
+        for job, lease in zip(
+            s.scalars(select(Job).order_by(Job.position)),
+            [now - timedelta(minutes=5), now + timedelta(hours=1), None],
+            strict=True,
+        ):
+            if lease is not None:
+                job.state, job.worker, job.lease_until = "running", "elsewhere:1", lease
+    code, out, err = cli("jobs", "--requeue-stale")
+    assert code == 0, err
+    assert "1 stale job(s) queued again" in out
+    with store.transaction() as s:
+        states = [j.state for j in s.scalars(select(Job).order_by(Job.position))]
+    assert states == ["queued", "running", "queued"]

@@ -33,7 +33,7 @@ from decomposer.core.config import Settings
 from decomposer.core.errors import DecomposerError, InputError
 from decomposer.core.text import slugify
 from decomposer.core.vocab import STATUSES, TOOL_TYPES
-from decomposer.extraction.jobs import STATES, list_jobs
+from decomposer.extraction.jobs import STATES, list_jobs, requeue_stale
 from decomposer.extraction.run import RunProgress, RunReport, run_extraction
 from decomposer.extraction.task import model_caller
 from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
@@ -433,10 +433,18 @@ def jobs_cmd(
     run: Annotated[int | None, typer.Option(help="Only this run's jobs.")] = None,
     state: Annotated[str | None, typer.Option(help=f"One of: {', '.join(STATES)}.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    stale: Annotated[
+        bool,
+        typer.Option("--requeue-stale", help="Queue again running jobs whose worker is gone."),
+    ] = False,
 ) -> None:
     """List extraction jobs: state, attempts, last error and which worker holds them."""
     if state is not None and state not in STATES:
         raise InputError(f"unknown job state {state!r}", hint=f"use one of {', '.join(STATES)}")
+    if stale:
+        with _env(ctx).store() as store:
+            _out().print(f"{requeue_stale(store, utcnow(), run)} stale job(s) queued again")
+        return
     with _env(ctx).store() as store, store.transaction() as session:
         rows = list_jobs(session, tool_slug=tool, run_id=run, state=state)
     if as_json:

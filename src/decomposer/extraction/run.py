@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 
 from sqlalchemy import select
@@ -256,11 +256,15 @@ async def run_job(
     tool_name: str,
     worker: str,
 ) -> ExtractionResult:
-    """Execute one claimed job and record its outcome; re-raises the provider's failure."""
+    """Execute one claimed job and record its outcome; re-raises the provider's failure.
+
+    While the call runs its lease is renewed, so only a holder that died loses the job.
+    """
     try:
-        result = await caller.extract(
-            context_for(tool_name, group), run_id=run_id, chunk_id=group[0][0].id
-        )
+        async with _heartbeat(caller, job_id, worker):
+            result = await caller.extract(
+                context_for(tool_name, group), run_id=run_id, chunk_id=group[0][0].id
+            )
     except ProviderError as exc:
         await asyncio.to_thread(
             jobs.finish, caller.store, job_id, worker, caller.clock(), exc.message
@@ -268,6 +272,26 @@ async def run_job(
         raise
     await asyncio.to_thread(jobs.finish, caller.store, job_id, worker, caller.clock())
     return result
+
+
+HEARTBEAT = jobs.DEFAULT_LEASE / 3
+
+
+@asynccontextmanager
+async def _heartbeat(caller: ExtractionCaller, job_id: int, worker: str) -> AsyncIterator[None]:
+    """Renew the job's lease every ``HEARTBEAT`` (real time: leases are wall-clock) while the
+    body runs."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT.total_seconds())
+            await asyncio.to_thread(jobs.renew, caller.store, job_id, worker, caller.clock())
+
+    beating = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        beating.cancel()
 
 
 async def execute_jobs(

@@ -4,8 +4,11 @@
 job; ``decomposer worker`` processes, on any number of hosts, claim and run them. A task carries
 only ids and limits: each worker reads its own API keys from its environment. Claiming is a
 conditional update (with ``SKIP LOCKED`` on PostgreSQL), so a job redelivered by the broker is
-never run twice. The worker that finishes the last job writes the run's results, under a row
-lock on the run. Rate limits are global when ``DECOMPOSER_REDIS_URL`` points all workers at one
+never run twice. A job whose worker was killed is recovered in minutes: its lease (renewed by a
+heartbeat while the call runs) expires, and the broker's redelivery — on worker loss at once,
+after ``VISIBILITY_TIMEOUT_S`` when the whole worker died — retries until it can take the job
+over. The worker that finishes the last job writes the run's results, under a row lock on the
+run. Rate limits are global when ``DECOMPOSER_REDIS_URL`` points all workers at one
 Redis: the limiter counts there.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from celery import Celery
 from sqlalchemy import select
@@ -32,6 +36,8 @@ from decomposer.store.models import ExtractionRun, Job
 
 log = logging.getLogger("decomposer.extraction.worker")
 TASK = "decomposer.run_job"
+HELD = "held"
+VISIBILITY_TIMEOUT_S = 300
 
 
 @dataclass
@@ -66,12 +72,25 @@ def celery_app(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         task_default_queue="decomposer",
+        # A message whose worker was SIGKILLed comes back after this many seconds (Redis's
+        # default is an hour); a duplicate of a live job finds it held and retries later.
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
     )
     context = WorkerContext(settings)
 
-    @app.task(name=TASK)  # type: ignore[untyped-decorator]
-    def run_job_task(run_id: int, job_id: int, rps: float | None, tpm: int | None) -> str:
-        return asyncio.run(execute_one(context, run_id, job_id, Limits(rps, tpm)))
+    @app.task(name=TASK, bind=True, max_retries=None)  # type: ignore[untyped-decorator]
+    def run_job_task(
+        self: Any, run_id: int, job_id: int, rps: float | None, tpm: int | None
+    ) -> str:
+        outcome = asyncio.run(execute_one(context, run_id, job_id, Limits(rps, tpm)))
+        if outcome == HELD:
+            # Another worker holds the job. If it dies, its lease runs out; come back then
+            # and take the job over (a redelivery must not be dropped while a job is held).
+            left = jobs.lease_left(context.store, job_id, utcnow())
+            if left is not None:
+                raise self.retry(countdown=left + 1)
+            return "skipped"
+        return outcome
 
     return app
 
@@ -80,7 +99,8 @@ async def execute_one(context: WorkerContext, run_id: int, job_id: int, limits: 
     """Run one job if nobody else has it, then write the run's results if it was the last."""
     store, me = context.store, jobs.worker_id()
     if jobs.claim_job(store, job_id, me, utcnow()) is None:
-        return "skipped"
+        held = jobs.lease_left(store, job_id, utcnow()) is not None
+        return HELD if held else "skipped"
     with store.transaction() as session:
         setup = setup_for_run(session, context.settings, run_id)
         inputs = load_inputs(session, run_id)
