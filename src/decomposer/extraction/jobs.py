@@ -147,6 +147,18 @@ def lease_left(store: Store, job_id: int, now: datetime) -> float | None:
         return max(0.0, (_aware(job.lease_until) - now).total_seconds())
 
 
+def stale(store: Store, run_id: int, now: datetime) -> list[int]:
+    """Running jobs of a run whose lease ran out without a heartbeat: their holder is gone."""
+    with store.transaction() as session:
+        return list(
+            session.scalars(
+                select(Job.id).where(
+                    Job.run_id == run_id, Job.state == RUNNING, Job.lease_until < now
+                )
+            )
+        )
+
+
 def requeue_stale(store: Store, now: datetime, run_id: int | None = None) -> int:
     """Give back every running job whose lease expired (or whose local process is gone)."""
     with store.transaction() as session:

@@ -13,7 +13,7 @@ import asyncio
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -255,13 +255,14 @@ async def run_job(
     group: Sequence[Piece],
     tool_name: str,
     worker: str,
+    lease: timedelta = jobs.DEFAULT_LEASE,
 ) -> ExtractionResult:
     """Execute one claimed job and record its outcome; re-raises the provider's failure.
 
     While the call runs its lease is renewed, so only a holder that died loses the job.
     """
     try:
-        async with _heartbeat(caller, job_id, worker):
+        async with _heartbeat(caller, job_id, worker, lease):
             result = await caller.extract(
                 context_for(tool_name, group), run_id=run_id, chunk_id=group[0][0].id
             )
@@ -274,18 +275,17 @@ async def run_job(
     return result
 
 
-HEARTBEAT = jobs.DEFAULT_LEASE / 3
-
-
 @asynccontextmanager
-async def _heartbeat(caller: ExtractionCaller, job_id: int, worker: str) -> AsyncIterator[None]:
-    """Renew the job's lease every ``HEARTBEAT`` (real time: leases are wall-clock) while the
-    body runs."""
+async def _heartbeat(
+    caller: ExtractionCaller, job_id: int, worker: str, lease: timedelta
+) -> AsyncIterator[None]:
+    """Renew the job's lease every third of it while the body runs (real time: a lease is
+    wall-clock time other processes compare against)."""
 
     async def beat() -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT.total_seconds())
-            await asyncio.to_thread(jobs.renew, caller.store, job_id, worker, caller.clock())
+            await asyncio.sleep(lease.total_seconds() / 3)
+            await asyncio.to_thread(jobs.renew, caller.store, job_id, worker, caller.clock(), lease)
 
     beating = asyncio.create_task(beat())
     try:
