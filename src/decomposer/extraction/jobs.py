@@ -159,6 +159,19 @@ def stale(store: Store, run_id: int, now: datetime) -> list[int]:
         )
 
 
+def running_inline(store: Store, run_id: int) -> int:
+    """How many of a run's jobs some process is calling right now (not held by a batch)."""
+    with store.transaction() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(Job)
+                .where(Job.run_id == run_id, Job.state == RUNNING, Job.batch_id.is_(None))
+            )
+            or 0
+        )
+
+
 def requeue_stale(store: Store, now: datetime, run_id: int | None = None) -> int:
     """Give back every running job whose lease expired (or whose local process is gone)."""
     with store.transaction() as session:

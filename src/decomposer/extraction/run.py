@@ -105,7 +105,8 @@ async def finish_shared_run(
     caller: ExtractionCaller, run_id: int, progress: RunProgress
 ) -> RunReport:
     """Write the run's results; when another process shares the run, wait for the jobs it
-    still runs (taking over any it gives back), and if it wrote the results, report that."""
+    still runs (taking over any it gives back or stops renewing), and if it wrote the
+    results, report that. Jobs held by a Batch API batch are not waited for."""
     while True:
         try:
             return finalize_run(caller.store, run_id, caller.clock, progress)
@@ -113,12 +114,24 @@ async def finish_shared_run(
             state = pending.state
         if not any(state[s] for s in (jobs.QUEUED, jobs.RUNNING, jobs.FAILED)):
             return _written_elsewhere(caller.store, run_id, progress)
-        if state[jobs.FAILED] and not state[jobs.RUNNING] and not state[jobs.QUEUED]:
+        shared = await asyncio.to_thread(jobs.running_inline, caller.store, run_id)
+        if not state[jobs.QUEUED] and not shared:
             raise RunNotFinished(run_id, state)
-        if state[jobs.QUEUED]:
-            progress = await execute_jobs(caller, run_id, on_progress=None)
-        else:
+        if not state[jobs.QUEUED]:
             await caller.sleep(SHARED_POLL_S)
+        more = await execute_jobs(caller, run_id)
+        progress = _merged(progress, more)
+
+
+def _merged(before: RunProgress, after: RunProgress) -> RunProgress:
+    """This process's totals over several passes (``done`` is re-read from the store)."""
+    after.chunks += before.chunks
+    after.calls += before.calls
+    after.cache_hits += before.cache_hits
+    after.input_tokens += before.input_tokens
+    after.output_tokens += before.output_tokens
+    after.cost_usd += before.cost_usd
+    return after
 
 
 def _written_elsewhere(store: Store, run_id: int, progress: RunProgress) -> RunReport:
