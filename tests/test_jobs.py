@@ -241,6 +241,111 @@ def test_kill_9_mid_run_then_resume(cli, pages, settings):
     assert len(rows(settings, Capability)) == 6
     store = open_store(settings.database_url)
     with store.transaction() as s:
-        billed = s.scalar(select(func.count()).select_from(LLMCall).where(~LLMCall.cache_hit))
+        billed = s.scalar(select(func.sum(LLMCall.attempts)).where(~LLMCall.cache_hit))
+        pending = s.scalar(
+            select(func.count()).select_from(LLMCall).where(LLMCall.outcome == "pending")
+        )
     store.dispose()
-    assert billed == 6
+    # Every request the provider saw is logged: the one cut off by the kill as "pending".
+    assert billed == len(answered) == 7
+    assert pending == 1
+    [listed] = cli.json("runs")
+    assert (listed["calls"], listed["attempts"], listed["pending"]) == (7, 7, 1)
+
+
+def test_refresh_asks_every_request_again(cli, pages, settings, monkeypatch):
+    monkeypatch.setenv("MISTRAL_API_KEY", SECRET)
+    with respx.mock() as mock:
+        mock.post(MISTRAL_URL).mock(side_effect=grounded_answer)
+        assert cli("extract", "acme", "--pack-tokens", "1")[0] == 0
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post(MISTRAL_URL).mock(side_effect=grounded_answer)
+        assert cli("extract", "acme", "--pack-tokens", "1")[0] == 0
+    assert route.call_count == 0, "answered from the cache"
+    for flag in ("--refresh", "--no-cache"):
+        with respx.mock() as mock:
+            route = mock.post(MISTRAL_URL).mock(side_effect=grounded_answer)
+            code, _, err = cli("extract", "acme", "--pack-tokens", "1", flag)
+        assert code == 0, err
+        assert route.call_count == 6, flag
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_gives_back_the_jobs_in_flight(cli, pages, settings, sig):
+    answered: list[str] = []
+    release = threading.Event()
+    with serve(hanging_provider(answered, release, after=3)) as base:
+        args = [
+            sys.executable,
+            "-m",
+            "decomposer",
+            "extract",
+            "acme",
+            "--provider",
+            "openai-compatible",
+            "--base-url",
+            f"{base}/v1",
+            "--model",
+            "m",
+            "--pack-tokens",
+            "1",
+            "--concurrency",
+            "2",
+        ]
+        env = {**os.environ, "DECOMPOSER_HOME": str(settings.home)}
+        proc = subprocess.Popen(
+            args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 30
+        while len(answered) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # three answered, two in flight and hanging
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+        release.set()
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == "error: interrupted"
+    assert "Traceback" not in err
+    [run] = rows(settings, ExtractionRun)
+    assert run.status == "interrupted"
+    states = sorted(j.state for j in rows(settings, Job))
+    assert states == ["done", "done", "done", "queued", "queued", "queued"]
+
+
+def test_an_expired_lease_is_taken_over_and_a_heartbeat_keeps_it(store):
+    now = datetime.now(UTC)
+    run_id = run_with_jobs(store, 2, now)
+    first = jobs.claim(store, run_id, "elsewhere:1", now)
+    second = jobs.claim(store, run_id, "elsewhere:2", now)
+    assert first is not None and second is not None
+    assert jobs.claim(store, run_id, "me:3", now) is None, "both leases are live"
+    later = now + jobs.DEFAULT_LEASE - timedelta(seconds=1)
+    assert jobs.renew(store, second.id, "elsewhere:2", later)  # the second holder is alive
+    expired = now + jobs.DEFAULT_LEASE + timedelta(seconds=1)
+    taken = jobs.claim(store, run_id, "me:3", expired)
+    assert taken is not None and taken.id == first.id and taken.worker == "me:3"
+    assert jobs.claim(store, run_id, "me:3", expired) is None
+    assert not jobs.renew(store, first.id, "elsewhere:1", expired), "the old holder lost it"
+    assert jobs.claim_job(store, second.id, "me:3", expired) is None
+    assert jobs.lease_left(store, second.id, expired) == pytest.approx(
+        (jobs.DEFAULT_LEASE - timedelta(seconds=2)).total_seconds()
+    )
+
+
+def test_requeue_stale_from_the_command_line(cli, store, settings):
+    now = datetime.now(UTC)
+    run_with_jobs(store, 3, now)
+    with store.transaction() as s:
+        for job, lease in zip(
+            s.scalars(select(Job).order_by(Job.position)),
+            [now - timedelta(minutes=5), now + timedelta(hours=1), None],
+            strict=True,
+        ):
+            if lease is not None:
+                job.state, job.worker, job.lease_until = "running", "elsewhere:1", lease
+    code, out, err = cli("jobs", "--requeue-stale")
+    assert code == 0, err
+    assert "1 stale job(s) queued again" in out
+    with store.transaction() as s:
+        states = [j.state for j in s.scalars(select(Job).order_by(Job.position))]
+    assert states == ["queued", "running", "queued"]

@@ -225,16 +225,30 @@ async def test_response_without_tool_call_is_a_clear_error(store, fake_sleep, pr
                 await caller(store, http, fake_sleep, provider, "tools", attempts=2).extract(
                     CONTEXT, run_id=None, chunk_id="c1"
                 )
-    assert route.call_count >= 2
+    assert route.call_count <= 3, "Instructor's re-asks only: no blind whole-call retries"
 
 
-async def test_truncated_output_raises_limit_then_succeeds(store, fake_sleep):
+async def test_truncated_output_fails_at_the_users_limit(store, fake_sleep):
     with respx.mock() as mock:
         route = mock.post(MISTRAL_URL).mock(
             side_effect=[ok(GOOD, finish_reason="length"), ok(GOOD)]
         )
         async with httpx.AsyncClient() as http:
-            result = await caller(store, http, fake_sleep).extract(
+            with pytest.raises(ProviderError, match="cut off at 4096 output tokens") as info:
+                await caller(store, http, fake_sleep).extract(CONTEXT, run_id=None, chunk_id="c1")
+    assert [json.loads(c.request.content)["max_tokens"] for c in route.calls] == [4096]
+    assert "--grow-max-tokens" in (info.value.hint or "")
+    [row] = calls(store)
+    assert (row.outcome, row.attempts) == ("error", 1)
+
+
+async def test_grow_max_tokens_doubles_the_budget_when_asked(store, fake_sleep):
+    with respx.mock() as mock:
+        route = mock.post(MISTRAL_URL).mock(
+            side_effect=[ok(GOOD, finish_reason="length"), ok(GOOD)]
+        )
+        async with httpx.AsyncClient() as http:
+            result = await caller(store, http, fake_sleep, grow_max_tokens=True).extract(
                 CONTEXT, run_id=None, chunk_id="c1"
             )
     limits = [json.loads(c.request.content)["max_tokens"] for c in route.calls]
@@ -247,9 +261,9 @@ async def test_truncated_output_at_the_cap_is_a_clear_error(store, fake_sleep):
         mock.post(MISTRAL_URL).mock(return_value=ok(GOOD, finish_reason="length"))
         async with httpx.AsyncClient() as http:
             with pytest.raises(ProviderError, match="cut off at 8192 output tokens"):
-                await caller(store, http, fake_sleep, max_tokens_cap=8192).extract(
-                    CONTEXT, run_id=None, chunk_id="c1"
-                )
+                await caller(
+                    store, http, fake_sleep, grow_max_tokens=True, max_tokens_cap=8192
+                ).extract(CONTEXT, run_id=None, chunk_id="c1")
 
 
 async def test_identical_request_is_served_from_cache(store, fake_sleep):

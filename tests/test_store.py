@@ -84,7 +84,8 @@ EXPECTED = {
         "error",
         "created_at",
     },
-    "llm_cache": {"request_hash", "provider", "model", "payload", "created_at"},
+    "llm_cache": {"request_hash", "provider", "model", "payload", "created_at", "validated"},
+    "llm_answers": {"body_hash", "payload", "created_at"},
     "capabilities": {
         "id",
         "tool_id",

@@ -1,11 +1,14 @@
 """The generic model caller: every inline model call, whatever its task, goes through it.
 
-``ModelCaller.call`` owns the cache look-up, transport retries (tenacity), validation re-asks
-(Instructor), usage counting, cost and the call-log row, so every call — cache hits and
-failures included — becomes one ``llm_calls`` row with tokens summed over all attempts
-(Instructor does not sum them for Mistral, so a per-call hook counts them). Rate limiting
-happens below, in the injected HTTP transport. Batch API results are checked and logged by
-``calls.results`` and embedding requests by ``calls.embedding``, with the same log and prices.
+``ModelCaller.call`` owns the cache look-up, validation re-asks (Instructor), usage counting,
+cost and the call-log row, so every call — cache hits and failures included — becomes one
+``llm_calls`` row. The row is written *before* the first request goes out (outcome
+``pending``, its ``attempts`` raised before each further request) and completed with the
+answer, so a killed process never leaves billed requests unlogged. Transport retries (429,
+5xx, timeouts) happen per HTTP request underneath Instructor, in ``providers.transport``, so a
+failed re-ask never replays the answers before it; every raw answer is journalled
+(``calls.answers``) until the call has a verdict. Rate limiting happens further down, in the
+injected HTTP client's transport.
 """
 
 from __future__ import annotations
@@ -17,17 +20,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic
 
 import httpx
-from pydantic import BaseModel, ValidationError
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay
+from pydantic import ValidationError
 
-from decomposer.calls.calllog import CallLog, call_row, request_hash
-from decomposer.calls.retry import AttemptsBesidesThrottling, RetryPolicy, hint_for, transient
+from decomposer.calls import answers
+from decomposer.calls.calllog import PENDING, CallLog, call_row, request_hash
+from decomposer.calls.retry import RetryPolicy, hint_for
 from decomposer.calls.task import Context, T, Task
 from decomposer.core.clock import Clock, Sleep, utcnow
 from decomposer.core.errors import ProviderError
 from decomposer.providers.base import ProviderConfig, classify, make_client
 from decomposer.providers.pricing import PriceTable
+from decomposer.providers.transport import RetryingTransport, Tally, tally
 from decomposer.store import Store
+from decomposer.store.models import LLMCall
 
 if TYPE_CHECKING:
     from instructor import AsyncInstructor
@@ -49,13 +54,24 @@ class CallResult(Generic[T]):
 
 @dataclass
 class _Usage:
-    attempts: int = 0
+    """Tokens of every answer Instructor received, and the requests the transport sent."""
+
+    counts: Tally = field(default_factory=Tally)
     input_tokens: int = 0
     output_tokens: int = 0
     started: float = field(default_factory=time.perf_counter)
 
-    def on_kwargs(self, *_args: Any, **_kwargs: Any) -> None:
-        self.attempts += 1
+    @property
+    def attempts(self) -> int:
+        return self.counts.requests
+
+    @property
+    def billed(self) -> tuple[int, int]:
+        """Tokens paid for by this call: answers replayed from the journal were paid before."""
+        return (
+            max(0, self.input_tokens - self.counts.replayed_input_tokens),
+            max(0, self.output_tokens - self.counts.replayed_output_tokens),
+        )
 
     def on_response(self, response: Any, *_args: Any, **_kwargs: Any) -> None:
         usage = getattr(response, "usage", None)
@@ -72,7 +88,7 @@ class _Malformed(Exception):
 
 
 class _Truncated(Exception):
-    """The answer hit the output-token cap even after raising the limit."""
+    """The answer hit the output-token limit (after raising it, when that is allowed)."""
 
 
 @dataclass
@@ -88,14 +104,28 @@ class ModelCaller(Generic[T]):
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Sleep = asyncio.sleep
     clock: Clock = utcnow
+    refresh: bool = False
+    """Ask the model again: skip the cache and the journal (their entries are replaced)."""
 
     _client: AsyncInstructor | None = field(default=None, init=False, repr=False)
 
     @property
     def client(self) -> AsyncInstructor:
-        """One Instructor client per caller; per-call hooks keep each call's usage apart."""
+        """One Instructor client per caller, on a client of its own stacked over the injected
+        one: journal, then per-request retries, then whatever the injected client does (rate
+        limiting, replay). One retrying transport per caller, so a 429 slows all its calls."""
         if self._client is None:
-            self._client = make_client(self.cfg, self.key, self.http)
+            retrying = RetryingTransport(
+                answers.ClientTransport(self.http),
+                self.policy.backoff,
+                sleep=self.sleep,
+                clock=self.clock,
+            )
+            journal = answers.JournalTransport(
+                retrying, self.store, self.clock, replay=not self.refresh
+            )
+            http = httpx.AsyncClient(transport=journal, timeout=self.cfg.timeout_s)
+            self._client = make_client(self.cfg, self.key, http)
         return self._client
 
     @property
@@ -110,65 +140,62 @@ class ModelCaller(Generic[T]):
     ) -> CallResult[T]:
         """The task's answer for ``context``, logged; raises ``ProviderError`` when it fails."""
         digest = self.request_hash(context)
-        cached = await asyncio.to_thread(self.log.cached, digest)
+        cached = None if self.refresh else await asyncio.to_thread(self.log.cached, digest)
         if cached is not None:
             hit = CallResult(self.task.parse_cached(cached), True, cache_hit=True)
-            await self._log(digest, run_id, chunk_id, hit, "cache_hit")
+            await asyncio.to_thread(
+                self.log.add, self._row(digest, run_id, chunk_id, hit, "cache_hit")
+            )
             return hit
-        usage = _Usage()
-        try:
-            value, validated = await self._with_transport_retries(context, usage)
-        except ProviderError as exc:
-            failed = self._result(None, False, usage)
-            await self._log(digest, run_id, chunk_id, failed, "error", error=exc.message)
-            raise
+        pending = self._row(digest, run_id, chunk_id, self._result(None, False, _Usage()), PENDING)
+        row_id = await asyncio.to_thread(self.log.add, pending)
+
+        async def sending(requests: int) -> None:
+            await asyncio.to_thread(self.log.sending, row_id, requests)
+
+        with tally(on_send=sending) as counts:
+            usage = _Usage(counts)
+            try:
+                value, validated = await self._answer(context, usage)
+            except ProviderError as exc:
+                failed = self._result(None, False, usage)
+                row = self._row(digest, run_id, chunk_id, failed, "error", error=exc.message)
+                await asyncio.to_thread(self.log.complete, row_id, row)
+                raise
         result = self._result(value, validated, usage)
-        outcome = "ok" if validated else "ungrounded"
-        await self._log(digest, run_id, chunk_id, result, outcome, payload=value)
+        row = self._row(digest, run_id, chunk_id, result, "ok" if validated else "ungrounded")
+        cache = (digest, value.model_dump_json())
+        await asyncio.to_thread(self.log.complete, row_id, row, cache, validated=validated)
+        await asyncio.to_thread(answers.forget, self.store, counts.answers)
         return result
 
     def _result(self, value: Any, validated: bool, usage: _Usage) -> CallResult[Any]:
+        tokens_in, tokens_out = usage.billed
         return CallResult(
             value,
             validated,
             cache_hit=False,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cost_usd=self.prices.cost(
-                self.cfg.provider, self.cfg.model, usage.input_tokens, usage.output_tokens
-            ),
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            cost_usd=self.prices.cost(self.cfg.provider, self.cfg.model, tokens_in, tokens_out),
             attempts=usage.attempts,
             latency_ms=usage.latency_ms,
         )
 
-    async def _with_transport_retries(self, context: Context, usage: _Usage) -> tuple[T, bool]:
-        from instructor.core import IncompleteOutputException
-
-        max_tokens = self.cfg.max_tokens
-        retrying = AsyncRetrying(
-            stop=AttemptsBesidesThrottling(self.policy.attempts)
-            | stop_after_delay(self.policy.deadline_s),
-            wait=self.policy.wait,
-            retry=retry_if_exception(_is_retryable),
-            sleep=self.sleep,
-            reraise=True,
-        )
+    async def _answer(self, context: Context, usage: _Usage) -> tuple[T, bool]:
+        """Instructor's answer; a structural failure (truncated, malformed) is final and drops
+        the journal, a transport failure keeps it so a resumed call replays what was paid."""
         try:
-            async for attempt in retrying:
-                with attempt:
-                    try:
-                        return await self._once(context, usage, max_tokens)
-                    except IncompleteOutputException:
-                        if max_tokens >= self.policy.max_tokens_cap:
-                            raise _Truncated() from None
-                        max_tokens = min(max_tokens * 2, self.policy.max_tokens_cap)
-                        raise
-        except _Truncated:
+            return await self._within_token_budget(context, usage)
+        except _Truncated as exc:
+            await asyncio.to_thread(answers.forget, self.store, usage.counts.answers)
+            grow = "" if self.policy.grow_max_tokens else "pass --grow-max-tokens, or "
             raise ProviderError(
-                f"the model's answer was cut off at {max_tokens} output tokens",
-                hint="use smaller chunks (--chunk-tokens) or a model with a larger output limit",
+                f"the model's answer was cut off at {exc.args[0]} output tokens",
+                hint=f"{grow}use smaller chunks (--chunk-tokens) or a larger --max-tokens",
             ) from None
         except _Malformed as exc:
+            await asyncio.to_thread(answers.forget, self.store, usage.counts.answers)
             raise ProviderError(
                 f"{self.cfg.provider} answered without the expected structure ({exc})",
                 hint="try --mode json_schema or another model",
@@ -182,13 +209,25 @@ class ModelCaller(Generic[T]):
                 f"{failure.describe()}",
                 hint=hint_for(failure.status, self.cfg.model),
             ) from None
-        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def _within_token_budget(self, context: Context, usage: _Usage) -> tuple[T, bool]:
+        """The user's ``max_tokens`` is respected; only with ``grow_max_tokens`` is a cut-off
+        answer asked again with double the budget, up to the policy's cap."""
+        from instructor.core import IncompleteOutputException
+
+        max_tokens = self.cfg.max_tokens
+        while True:
+            try:
+                return await self._once(context, usage, max_tokens)
+            except IncompleteOutputException:
+                if not self.policy.grow_max_tokens or max_tokens >= self.policy.max_tokens_cap:
+                    raise _Truncated(max_tokens) from None
+                max_tokens = min(max_tokens * 2, self.policy.max_tokens_cap)
 
     async def _once(self, context: Context, usage: _Usage, max_tokens: int) -> tuple[T, bool]:
         from instructor.core import Hooks, IncompleteOutputException, InstructorRetryException
 
         hooks = Hooks()
-        hooks.on("completion:kwargs", usage.on_kwargs)
         hooks.on("completion:response", usage.on_response)
         try:
             value = await self.client.create(
@@ -222,7 +261,7 @@ class ModelCaller(Generic[T]):
                 f"invalid output after {exc.n_attempts} attempts: {err.errors()[0]['msg']}"
             ) from None
 
-    async def _log(
+    def _row(
         self,
         digest: str,
         run_id: int | None,
@@ -231,9 +270,8 @@ class ModelCaller(Generic[T]):
         outcome: str,
         *,
         error: str | None = None,
-        payload: BaseModel | None = None,
-    ) -> None:
-        row = call_row(
+    ) -> LLMCall:
+        return call_row(
             run_id=run_id,
             chunk_id=chunk_id,
             task=self.task.name,
@@ -252,14 +290,6 @@ class ModelCaller(Generic[T]):
             cache_hit=result.cache_hit,
             error=error,
         )
-        cache = (digest, payload.model_dump_json()) if payload is not None else None
-        await asyncio.to_thread(self.log.add, row, cache)
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    from instructor.core import IncompleteOutputException
-
-    return isinstance(exc, _Malformed | IncompleteOutputException) or transient(exc)
 
 
 def _validation_failed(exc: Any) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from decomposer.calls.task import Task
@@ -113,17 +113,20 @@ def batch_cost(
 
 
 def cached_payload(session: Session, request_hash: str) -> str | None:
+    """A validated cached answer (an answer kept unvalidated is never served again)."""
     row = session.get(CachedResponse, request_hash)
-    return row.payload if row else None
+    return row.payload if row is not None and row.validated else None
 
 
 def cached_hashes(session: Session, hashes: Collection[str]) -> set[str]:
-    """Which of these requests already have a cached answer."""
+    """Which of these requests already have a validated cached answer."""
     found: set[str] = set()
     for part in _parts(list(hashes)):
         found.update(
             session.scalars(
-                select(CachedResponse.request_hash).where(CachedResponse.request_hash.in_(part))
+                select(CachedResponse.request_hash).where(
+                    CachedResponse.request_hash.in_(part), CachedResponse.validated.is_(True)
+                )
             )
         )
     return found
@@ -138,9 +141,17 @@ def cached_payloads(session: Session, hashes: Collection[str]) -> dict[str, str]
 
 
 def remember(
-    session: Session, request_hash: str, provider: str, model: str, payload: str, now: datetime
+    session: Session,
+    request_hash: str,
+    provider: str,
+    model: str,
+    payload: str,
+    now: datetime,
+    *,
+    validated: bool = True,
 ) -> None:
-    """Cache a validated answer under its request hash (replacing an older one)."""
+    """Store an answer under its request hash (replacing an older one); one that failed
+    validation after all re-asks is kept for its run but never served as a cache hit."""
     session.merge(
         CachedResponse(
             request_hash=request_hash,
@@ -148,6 +159,7 @@ def remember(
             model=model,
             payload=payload,
             created_at=now,
+            validated=validated,
         )
     )
 
@@ -169,9 +181,73 @@ class CallLog:
         with self.store.transaction() as session:
             return cached_payload(session, request_hash)
 
-    def add(self, row: LLMCall, cache: tuple[str, str] | None = None) -> None:
-        """Write one call row and, with ``(request_hash, payload)``, its cached answer."""
+    def add(
+        self, row: LLMCall, cache: tuple[str, str] | None = None, *, validated: bool = True
+    ) -> int:
+        """Write one call row and, with ``(request_hash, payload)``, its answer; the row's id."""
         with self.store.transaction() as session:
             if cache is not None:
-                remember(session, cache[0], row.provider, row.model, cache[1], row.created_at)
+                remember(
+                    session,
+                    cache[0],
+                    row.provider,
+                    row.model,
+                    cache[1],
+                    row.created_at,
+                    validated=validated,
+                )
             session.add(row)
+            session.flush()
+            return row.id
+
+    def sending(self, row_id: int, requests: int) -> None:
+        """A pending call is about to send its ``requests``-th request: count it first, so a
+        process killed mid-request never leaves a request the provider bills unlogged."""
+        with self.store.transaction() as session:
+            session.execute(
+                update(LLMCall)
+                .where(LLMCall.id == row_id, LLMCall.outcome == PENDING)
+                .values(attempts=requests)
+                .execution_options(synchronize_session=False)
+            )
+
+    def complete(
+        self,
+        row_id: int,
+        row: LLMCall,
+        cache: tuple[str, str] | None = None,
+        *,
+        validated: bool = True,
+    ) -> None:
+        """Turn a pending row into the call's final row (and store its answer) at once."""
+        with self.store.transaction() as session:
+            if cache is not None:
+                remember(
+                    session,
+                    cache[0],
+                    row.provider,
+                    row.model,
+                    cache[1],
+                    row.created_at,
+                    validated=validated,
+                )
+            pending = session.get(LLMCall, row_id)
+            if pending is None:
+                session.add(row)
+                return
+            for name in _FINAL_FIELDS:
+                setattr(pending, name, getattr(row, name))
+
+
+PENDING = "pending"
+"""Outcome of a call whose requests were sent and whose answer has not been logged yet."""
+_FINAL_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "latency_ms",
+    "attempts",
+    "cache_hit",
+    "outcome",
+    "error",
+)

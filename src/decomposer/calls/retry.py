@@ -1,5 +1,7 @@
 """Retry rules shared by every billed call: which failures are retried, how long to wait, when
-to stop, and the hint an exhausted call's error carries."""
+to stop, whether a cut-off answer may be asked again with a larger budget, and the hint an
+exhausted call's error carries. Chat calls retry per HTTP request (``policy.backoff`` drives
+``providers.transport``); embedding requests, one request per call, retry with tenacity."""
 
 from __future__ import annotations
 
@@ -9,11 +11,13 @@ from tenacity import RetryCallState, wait_exponential_jitter
 from tenacity.stop import stop_base
 
 from decomposer.providers.base import classify
+from decomposer.providers.transport import Backoff
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Transport retries (tenacity) and validation re-asks (Instructor) are bounded separately."""
+    """Transport retries (per request) and validation re-asks (Instructor) are bounded
+    separately; ``max_tokens`` is the user's unless ``grow_max_tokens`` allows doubling it."""
 
     attempts: int = 6
     deadline_s: float = 300.0
@@ -21,6 +25,11 @@ class RetryPolicy:
     max_wait_s: float = 60.0
     reasks: int = 2
     max_tokens_cap: int = 16384
+    grow_max_tokens: bool = False
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(self.attempts, self.deadline_s, self.initial_wait_s, self.max_wait_s)
 
     def wait(self, state: RetryCallState) -> float:
         """The provider's Retry-After when it gave one, else exponential backoff with jitter."""

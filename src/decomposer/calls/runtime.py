@@ -42,6 +42,8 @@ class RunSetup:
     prompt_version: str | None = None
     limits: Limits = field(default_factory=Limits)
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    refresh: bool = False
+    """Ask the model again instead of answering from the cache (entries are replaced)."""
 
 
 def limits_for(
@@ -81,15 +83,16 @@ def setup_for_run(session: Session, settings: Settings, run_id: int) -> RunSetup
 async def rate_limited_http(
     settings: Settings, setup: RunSetup, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The HTTP client a run's calls share: its transport waits for the provider key's limits."""
+    """The HTTP client a run's calls share: its transport waits for the provider key's limits,
+    and — limit or not — for the back-off after a 429, which all its requests share."""
     inner = transport or httpx.AsyncHTTPTransport()
-    if setup.limits.active:
-        limiter = RateLimiter(
-            setup.limits,
-            limiter_key(setup.cfg.provider, setup.key, setup.cfg.base_url),
-            open_storage(settings.redis_url or "memory://"),
-        )
-        inner = RateLimitedTransport(inner, limiter)
+    storage = settings.redis_url if setup.limits.active and settings.redis_url else "memory://"
+    limiter = RateLimiter(
+        setup.limits,
+        limiter_key(setup.cfg.provider, setup.key, setup.cfg.base_url),
+        open_storage(storage),
+    )
+    inner = RateLimitedTransport(inner, limiter)
     async with httpx.AsyncClient(
         transport=inner, timeout=setup.cfg.timeout_s, follow_redirects=True
     ) as http:
@@ -117,4 +120,5 @@ async def open_caller(
             http=http,
             prices=load_prices(settings.prices_file),
             policy=setup.policy,
+            refresh=setup.refresh,
         )

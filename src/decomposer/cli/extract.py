@@ -71,6 +71,18 @@ def extract_cmd(
             help="Answer from recorded responses (file or folder) instead of the network."
         ),
     ] = None,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh",
+            "--no-cache",
+            help="Ask the model again instead of answering from the cache (entries replaced).",
+        ),
+    ] = False,
+    grow_max_tokens: Annotated[
+        bool,
+        typer.Option(help="Ask a cut-off answer again with double --max-tokens (up to 16384)."),
+    ] = False,
 ) -> None:
     """Extract capabilities from a tool's ingested documents through the model.
 
@@ -106,7 +118,8 @@ def extract_cmd(
         key=key,
         prompt_version=prompt_version,
         limits=limits_for(settings, cfg.provider, rps, tpm),
-        policy=RetryPolicy(attempts=max_attempts),
+        policy=RetryPolicy(attempts=max_attempts, grow_max_tokens=grow_max_tokens),
+        refresh=refresh,
     )
     with env.store() as store:
         if batch:
@@ -266,12 +279,21 @@ def jobs_cmd(
     run: Annotated[int | None, typer.Option(help="Only this run's jobs.")] = None,
     state: Annotated[str | None, typer.Option(help=f"One of: {', '.join(JOB_STATES)}.")] = None,
     as_json: JsonOpt = False,
+    stale: Annotated[
+        bool,
+        typer.Option("--requeue-stale", help="Queue again running jobs whose worker is gone."),
+    ] = False,
 ) -> None:
     """List extraction jobs: state, attempts, last error and which worker holds them."""
     from rich.table import Table
 
-    from decomposer.extraction.jobs import list_jobs
+    from decomposer.core.clock import utcnow
+    from decomposer.extraction.jobs import list_jobs, requeue_stale
 
+    if stale:
+        with common.env(ctx).store() as store:
+            common.out().print(f"{requeue_stale(store, utcnow(), run)} stale job(s) queued again")
+        return
     if state is not None and state not in JOB_STATES:
         raise InputError(f"unknown job state {state!r}", hint=f"use one of {', '.join(JOB_STATES)}")
     with common.env(ctx).store() as store, store.transaction() as session:

@@ -42,6 +42,8 @@ class Settings:
     debug: bool = False
     fetch_deadline: float = DEFAULT_FETCH_DEADLINE
     max_document_bytes: int = int(DEFAULT_MAX_DOCUMENT_MB * 1024 * 1024)
+    job_lease_s: float = 120.0
+    """How long a worker's job stays its own without a heartbeat (``DECOMPOSER_JOB_LEASE_S``)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -66,12 +68,23 @@ class Settings:
             max_document_bytes=int(
                 _positive(env, "DECOMPOSER_MAX_DOCUMENT_MB", DEFAULT_MAX_DOCUMENT_MB) * 1024 * 1024
             ),
+            job_lease_s=_lease(env.get("DECOMPOSER_JOB_LEASE_S")),
         )
 
     def secrets(self) -> list[str]:
         """Every configured secret value, so output can be checked or scrubbed for them."""
         keys = (self.mistral_api_key, self.openai_api_key, self.compatible_api_key)
         return [k.get_secret_value() for k in keys if k is not None and k.get_secret_value()]
+
+
+def _lease(value: str | None) -> float:
+    try:
+        seconds = float(value) if value else 120.0
+    except ValueError:
+        seconds = 0.0
+    if not 1.0 <= seconds <= 86400.0:
+        raise ConfigError("DECOMPOSER_JOB_LEASE_S must be a number of seconds from 1 to 86400")
+    return seconds
 
 
 def _config_file(path: Path) -> dict[str, Any]:

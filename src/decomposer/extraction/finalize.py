@@ -75,6 +75,7 @@ def finalize_run(
     succeeded, or still has unfinished jobs, is left alone.
     """
     with store.transaction() as session:
+        jobs.lock_row(session, ExtractionRun, run_id)
         run = session.get(ExtractionRun, run_id, with_for_update=True)
         if run is None:
             raise NotFoundError(f"unknown run {run_id}")

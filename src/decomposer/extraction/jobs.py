@@ -2,8 +2,10 @@
 
 A job moves ``queued -> running -> done`` (or ``failed``). Claiming uses ``SELECT … FOR UPDATE
 SKIP LOCKED`` on PostgreSQL (ignored by SQLite) plus a conditional update, so two workers never
-run the same job. A ``running`` job is given back to the queue when its lease has expired or
-when it was claimed on this host by a process that no longer exists (``kill -9``).
+run the same job. A running job carries a short lease its holder renews while the call runs
+(a heartbeat); a job whose lease expired — its holder was killed — can be claimed again by
+anyone, and is given back to the queue by ``requeue`` / ``requeue_stale``, as is a job claimed
+on this host by a process that no longer exists (``kill -9``).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import os
 import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from decomposer.core.vocab import JOB_STATES, JobState
@@ -23,8 +26,20 @@ from decomposer.store.models import ExtractionRun, Job, Tool
 
 QUEUED, RUNNING, DONE, FAILED = JobState.QUEUED, JobState.RUNNING, JobState.DONE, JobState.FAILED
 STATES = JOB_STATES
-DEFAULT_LEASE = timedelta(minutes=10)
-"""Longer than one call can take with all its retries (the retry deadline is 5 minutes)."""
+DEFAULT_LEASE = timedelta(minutes=2)
+"""How long a job stays its holder's without a heartbeat; renewed every third of it."""
+
+
+def lock_row(session: Session, table: Any, row_id: int) -> None:
+    """Take the write lock on one row before reading it: a no-op ``UPDATE`` locks the row on
+    PostgreSQL and, as the transaction's first write, the database on SQLite (whose deferred
+    transactions would otherwise let two processes read the same state and both write)."""
+    session.execute(
+        update(table)
+        .where(table.id == row_id)
+        .values(id=table.id)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def worker_id() -> str:
@@ -59,7 +74,7 @@ def claim(
         with store.transaction() as session:
             job = session.scalars(
                 select(Job)
-                .where(Job.run_id == run_id, Job.state == QUEUED)
+                .where(Job.run_id == run_id, _claimable(now))
                 .order_by(Job.position)
                 .limit(1)
                 .with_for_update(skip_locked=True)
@@ -68,7 +83,7 @@ def claim(
                 return None
             taken = session.execute(
                 update(Job)
-                .where(Job.id == job.id, Job.state == QUEUED)
+                .where(Job.id == job.id, _claimable(now))
                 .values(
                     state=RUNNING,
                     worker=worker,
@@ -90,7 +105,7 @@ def claim_job(
     with store.transaction() as session:
         taken = session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.state == QUEUED)
+            .where(Job.id == job_id, _claimable(now))
             .values(
                 state=RUNNING,
                 worker=worker,
@@ -103,6 +118,71 @@ def claim_job(
         if getattr(taken, "rowcount", 0) != 1:
             return None
         return session.get(Job, job_id)
+
+
+def _claimable(now: datetime) -> Any:
+    """Queued, or running under a lease nobody renewed in time (its holder is gone)."""
+    return or_(Job.state == QUEUED, and_(Job.state == RUNNING, Job.lease_until < now))
+
+
+def renew(
+    store: Store, job_id: int, worker: str, now: datetime, lease: timedelta = DEFAULT_LEASE
+) -> bool:
+    """Extend this worker's lease on a running job; ``False`` if it is no longer its own."""
+    with store.transaction() as session:
+        renewed = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.worker == worker, Job.state == RUNNING)
+            .values(lease_until=now + lease)
+            .execution_options(synchronize_session=False)
+        )
+        return getattr(renewed, "rowcount", 0) == 1
+
+
+def lease_left(store: Store, job_id: int, now: datetime) -> float | None:
+    """Seconds until a running job's lease runs out, or ``None`` when it is not running."""
+    with store.transaction() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.state != RUNNING or job.lease_until is None:
+            return None
+        return max(0.0, (_aware(job.lease_until) - now).total_seconds())
+
+
+def stale(store: Store, run_id: int, now: datetime) -> list[int]:
+    """Running jobs of a run whose lease ran out without a heartbeat: their holder is gone."""
+    with store.transaction() as session:
+        return list(
+            session.scalars(
+                select(Job.id).where(
+                    Job.run_id == run_id, Job.state == RUNNING, Job.lease_until < now
+                )
+            )
+        )
+
+
+def running_inline(store: Store, run_id: int) -> int:
+    """How many of a run's jobs some process is calling right now (not held by a batch)."""
+    with store.transaction() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(Job)
+                .where(Job.run_id == run_id, Job.state == RUNNING, Job.batch_id.is_(None))
+            )
+            or 0
+        )
+
+
+def requeue_stale(store: Store, now: datetime, run_id: int | None = None) -> int:
+    """Give back every running job whose lease expired (or whose local process is gone)."""
+    with store.transaction() as session:
+        query = select(Job).where(Job.state == RUNNING)
+        if run_id is not None:
+            query = query.where(Job.run_id == run_id)
+        stale = [j for j in session.scalars(query) if _abandoned(j, now)]
+        for job in stale:
+            job.state, job.worker, job.lease_until, job.updated_at = QUEUED, None, None, now
+        return len(stale)
 
 
 def finish(store: Store, job_id: int, worker: str, now: datetime, error: str | None = None) -> None:

@@ -10,15 +10,18 @@ re-sending finished requests.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from datetime import datetime
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from decomposer.calls.calllog import request_hash
 from decomposer.calls.prompts import Prompt
-from decomposer.core.errors import DecomposerError, InputError, ProviderError
+from decomposer.core.errors import DecomposerError, InputError, ProviderError, StoreError
 from decomposer.core.vocab import UNFINISHED_RUN_STATUSES as UNFINISHED
 from decomposer.extraction import jobs
 from decomposer.extraction.finalize import RunNotFinished, RunProgress, RunReport, finalize_run
@@ -26,8 +29,9 @@ from decomposer.extraction.inputs import Piece, RunInputs, chunks_of, context_fo
 from decomposer.extraction.task import ExtractionCaller, ExtractionResult, extraction_task
 from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
 from decomposer.providers.base import ProviderConfig
+from decomposer.review.diff import SyncReport
 from decomposer.store import Store
-from decomposer.store.models import ExtractionRun, Job
+from decomposer.store.models import ExtractionRun, Job, Tool
 from decomposer.store.tools import get_tool
 
 __all__ = [
@@ -57,9 +61,30 @@ async def run_extraction(
     pack_tokens: int = DEFAULT_CHUNK_TOKENS,
     on_progress: OnProgress | None = None,
 ) -> RunReport:
-    """Plan (or resume) a run, execute its jobs here, and write the results in one go."""
+    """Plan (or resume) a run, execute its jobs here, and write the results in one go.
+
+    A database failure becomes one line naming its kind: the driver's message can carry the
+    statement's parameters (document text), which must never reach the terminal.
+    """
     if concurrency < 1:
         raise InputError("--concurrency must be at least 1")
+    try:
+        return await _plan_execute_finish(caller, tool_slug, concurrency, pack_tokens, on_progress)
+    except SQLAlchemyError as exc:
+        kind = type(getattr(exc, "orig", None) or exc).__name__
+        raise StoreError(
+            f"the store failed during the run ({kind})",
+            hint="run `decomposer extract` again to resume; finished calls are not re-billed",
+        ) from None
+
+
+async def _plan_execute_finish(
+    caller: ExtractionCaller,
+    tool_slug: str,
+    concurrency: int,
+    pack_tokens: int,
+    on_progress: OnProgress | None,
+) -> RunReport:
     run_id = plan_run(
         caller.store,
         caller.cfg,
@@ -69,7 +94,54 @@ async def run_extraction(
         now=caller.clock(),
     )
     progress = await execute_jobs(caller, run_id, concurrency=concurrency, on_progress=on_progress)
-    return finalize_run(caller.store, run_id, caller.clock, progress)
+    return await finish_shared_run(caller, run_id, progress)
+
+
+SHARED_POLL_S = 0.5
+"""How often a process whose queue is empty checks on jobs another process still runs."""
+
+
+async def finish_shared_run(
+    caller: ExtractionCaller, run_id: int, progress: RunProgress
+) -> RunReport:
+    """Write the run's results; when another process shares the run, wait for the jobs it
+    still runs (taking over any it gives back or stops renewing), and if it wrote the
+    results, report that. Jobs held by a Batch API batch are not waited for."""
+    while True:
+        try:
+            return finalize_run(caller.store, run_id, caller.clock, progress)
+        except RunNotFinished as pending:
+            state = pending.state
+        if not any(state[s] for s in (jobs.QUEUED, jobs.RUNNING, jobs.FAILED)):
+            return _written_elsewhere(caller.store, run_id, progress)
+        shared = await asyncio.to_thread(jobs.running_inline, caller.store, run_id)
+        if not state[jobs.QUEUED] and not shared:
+            raise RunNotFinished(run_id, state)
+        if not state[jobs.QUEUED]:
+            await caller.sleep(SHARED_POLL_S)
+        more = await execute_jobs(caller, run_id)
+        progress = _merged(progress, more)
+
+
+def _merged(before: RunProgress, after: RunProgress) -> RunProgress:
+    """This process's totals over several passes (``done`` is re-read from the store)."""
+    after.chunks += before.chunks
+    after.calls += before.calls
+    after.cache_hits += before.cache_hits
+    after.input_tokens += before.input_tokens
+    after.output_tokens += before.output_tokens
+    after.cost_usd += before.cost_usd
+    return after
+
+
+def _written_elsewhere(store: Store, run_id: int, progress: RunProgress) -> RunReport:
+    """Another process sharing the run finished it; this one reports the stored totals."""
+    with store.transaction() as session:
+        run = session.get(ExtractionRun, run_id)
+        assert run is not None
+        tool = session.get(Tool, run.tool_id)
+        assert tool is not None
+        return RunReport(run_id, tool.slug, progress, run.capabilities, SyncReport())
 
 
 def plan_run(
@@ -88,6 +160,9 @@ def plan_run(
     """
     with store.transaction() as session:
         tool = get_tool(session, tool_slug)
+        # Planners of one tool queue here, so two processes share one run instead of
+        # both finding none unfinished and each starting (and paying for) its own.
+        jobs.lock_row(session, Tool, tool.id)
         chunks = chunks_of(session, tool.id)
         if not chunks:
             raise InputError(
@@ -193,12 +268,17 @@ async def run_job(
     group: Sequence[Piece],
     tool_name: str,
     worker: str,
+    lease: timedelta = jobs.DEFAULT_LEASE,
 ) -> ExtractionResult:
-    """Execute one claimed job and record its outcome; re-raises the provider's failure."""
+    """Execute one claimed job and record its outcome; re-raises the provider's failure.
+
+    While the call runs its lease is renewed, so only a holder that died loses the job.
+    """
     try:
-        result = await caller.extract(
-            context_for(tool_name, group), run_id=run_id, chunk_id=group[0][0].id
-        )
+        async with _heartbeat(caller, job_id, worker, lease):
+            result = await caller.extract(
+                context_for(tool_name, group), run_id=run_id, chunk_id=group[0][0].id
+            )
     except ProviderError as exc:
         await asyncio.to_thread(
             jobs.finish, caller.store, job_id, worker, caller.clock(), exc.message
@@ -206,6 +286,25 @@ async def run_job(
         raise
     await asyncio.to_thread(jobs.finish, caller.store, job_id, worker, caller.clock())
     return result
+
+
+@asynccontextmanager
+async def _heartbeat(
+    caller: ExtractionCaller, job_id: int, worker: str, lease: timedelta
+) -> AsyncIterator[None]:
+    """Renew the job's lease every third of it while the body runs (real time: a lease is
+    wall-clock time other processes compare against)."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            await asyncio.to_thread(jobs.renew, caller.store, job_id, worker, caller.clock(), lease)
+
+    beating = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        beating.cancel()
 
 
 async def execute_jobs(
@@ -219,8 +318,8 @@ async def execute_jobs(
     """Claim and run a run's queued jobs with ``concurrency`` workers in this process.
 
     After the first provider failure no new job is started; the ones in flight finish. On
-    cancellation (Ctrl-C) the jobs in flight go back to the queue and the run is marked
-    ``interrupted``; a later ``extract`` resumes it.
+    cancellation (Ctrl-C, or SIGTERM, handled the same way) the jobs in flight go back to the
+    queue and the run is marked ``interrupted``; a later ``extract`` resumes it.
     """
     me = worker or jobs.worker_id()
     with caller.store.transaction() as session:
@@ -236,32 +335,60 @@ async def execute_jobs(
                 return
             held.add(job.id)
             group = inputs.groups[job.id]
+            # A job leaves ``held`` only once it is recorded done or failed: one interrupted
+            # mid-call stays there, so the handler below gives it back to the queue.
             try:
                 result = await run_job(caller, run_id, job.id, group, inputs.tool_name, me)
             except ProviderError as exc:
+                held.discard(job.id)
                 failures.append(exc)
                 progress.failed += 1
                 if on_progress is not None:
                     on_progress(progress)
                 return
-            finally:
-                held.discard(job.id)
+            held.discard(job.id)
             progress.add(result, len(group))
             if on_progress is not None:
                 on_progress(progress)
 
     if on_progress is not None:
         on_progress(progress)
-    try:
-        await asyncio.gather(*(work() for _ in range(concurrency)))
-    except BaseException as exc:
-        jobs.release(caller.store, sorted(held), me, caller.clock())
-        _finish_failed(caller.store, run_id, exc, caller.clock())
-        raise
+    with _sigterm_cancels() as terminated:
+        try:
+            await asyncio.gather(*(work() for _ in range(concurrency)))
+        except BaseException as exc:
+            jobs.release(caller.store, sorted(held), me, caller.clock())
+            _finish_failed(caller.store, run_id, exc, caller.clock())
+            if terminated:
+                raise KeyboardInterrupt from None
+            raise
     if failures:
         _finish_failed(caller.store, run_id, failures[0], caller.clock())
         raise failures[0]
     return progress
+
+
+@contextmanager
+def _sigterm_cancels() -> Iterator[list[bool]]:
+    """While extracting, SIGTERM cancels the running task like Ctrl-C does (instead of killing
+    the process with its jobs left running); the yielded list is non-empty once it fired.
+    Outside the main thread (a worker's pool) signals are left to their owner."""
+    task, loop, fired = asyncio.current_task(), asyncio.get_running_loop(), []
+
+    def terminate() -> None:
+        fired.append(True)
+        if task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, terminate)
+    except (RuntimeError, ValueError, NotImplementedError):
+        yield fired
+        return
+    try:
+        yield fired
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def pack_calls(chunks: Sequence[Piece], budget: int) -> list[list[Piece]]:

@@ -49,6 +49,7 @@ class ExtractionCaller:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Sleep = asyncio.sleep
     clock: Clock = utcnow
+    refresh: bool = False
     caller: ModelCaller[Extraction] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -62,6 +63,7 @@ class ExtractionCaller:
             policy=self.policy,
             sleep=self.sleep,
             clock=self.clock,
+            refresh=self.refresh,
         )
 
     @classmethod
@@ -76,6 +78,7 @@ class ExtractionCaller:
             policy=caller.policy,
             sleep=caller.sleep,
             clock=caller.clock,
+            refresh=caller.refresh,
         )
 
     @property

@@ -4,8 +4,11 @@
 job; ``decomposer worker`` processes, on any number of hosts, claim and run them. A task carries
 only ids and limits: each worker reads its own API keys from its environment. Claiming is a
 conditional update (with ``SKIP LOCKED`` on PostgreSQL), so a job redelivered by the broker is
-never run twice. The worker that finishes the last job writes the run's results, under a row
-lock on the run. Rate limits are global when ``DECOMPOSER_REDIS_URL`` points all workers at one
+never run twice. A job whose worker was killed is recovered in minutes: its lease (renewed by a
+heartbeat while the call runs) expires, and the broker's redelivery — on worker loss at once,
+after ``visibility_timeout`` when the whole worker died — retries until it can take the job
+over. The worker that finishes the last job writes the run's results, under a row lock on the
+run. Rate limits are global when ``DECOMPOSER_REDIS_URL`` points all workers at one
 Redis: the limiter counts there.
 """
 
@@ -13,7 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
 
 from celery import Celery
 from sqlalchemy import select
@@ -32,6 +38,13 @@ from decomposer.store.models import ExtractionRun, Job
 
 log = logging.getLogger("decomposer.extraction.worker")
 TASK = "decomposer.run_job"
+HELD = "held"
+
+
+def visibility_timeout(settings: Settings) -> float:
+    """When Redis redelivers a task nobody acknowledged: 2.5 leases (5 minutes by default), so
+    a job whose whole worker died is back within minutes, not Redis's default hour."""
+    return settings.job_lease_s * 2.5
 
 
 @dataclass
@@ -40,6 +53,8 @@ class WorkerContext:
 
     settings: Settings
     _store: Store | None = field(default=None, repr=False)
+    send: Callable[[int, int, Limits], None] | None = field(default=None, repr=False)
+    """Sends a job's task again (set by ``celery_app``), to recover a dead worker's jobs."""
 
     @property
     def store(self) -> Store:
@@ -66,12 +81,30 @@ def celery_app(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         task_default_queue="decomposer",
+        # A message whose worker was SIGKILLed comes back after this many seconds (Redis's
+        # default is an hour); a duplicate of a live job finds it held and retries later.
+        broker_transport_options={"visibility_timeout": visibility_timeout(settings)},
     )
     context = WorkerContext(settings)
 
-    @app.task(name=TASK)  # type: ignore[untyped-decorator]
-    def run_job_task(run_id: int, job_id: int, rps: float | None, tpm: int | None) -> str:
-        return asyncio.run(execute_one(context, run_id, job_id, Limits(rps, tpm)))
+    def send(run_id: int, job_id: int, limits: Limits) -> None:
+        app.send_task(TASK, args=[run_id, job_id, limits.rps, limits.tpm])
+
+    context.send = send
+
+    @app.task(name=TASK, bind=True, max_retries=None)  # type: ignore[untyped-decorator]
+    def run_job_task(
+        self: Any, run_id: int, job_id: int, rps: float | None, tpm: int | None
+    ) -> str:
+        outcome = asyncio.run(execute_one(context, run_id, job_id, Limits(rps, tpm)))
+        if outcome == HELD:
+            # Another worker holds the job. If it dies, its lease runs out; come back then
+            # and take the job over (a redelivery must not be dropped while a job is held).
+            left = jobs.lease_left(context.store, job_id, utcnow())
+            if left is not None:
+                raise self.retry(countdown=left + 1)
+            return "skipped"
+        return outcome
 
     return app
 
@@ -79,8 +112,10 @@ def celery_app(settings: Settings) -> Celery:
 async def execute_one(context: WorkerContext, run_id: int, job_id: int, limits: Limits) -> str:
     """Run one job if nobody else has it, then write the run's results if it was the last."""
     store, me = context.store, jobs.worker_id()
-    if jobs.claim_job(store, job_id, me, utcnow()) is None:
-        return "skipped"
+    lease = timedelta(seconds=context.settings.job_lease_s)
+    if jobs.claim_job(store, job_id, me, utcnow(), lease) is None:
+        held = jobs.lease_left(store, job_id, utcnow()) is not None
+        return HELD if held else "skipped"
     with store.transaction() as session:
         setup = setup_for_run(session, context.settings, run_id)
         inputs = load_inputs(session, run_id)
@@ -88,13 +123,28 @@ async def execute_one(context: WorkerContext, run_id: int, job_id: int, limits: 
         setup = replace(setup, limits=limits)
     async with model_caller(context.settings, store, setup) as caller:
         try:
-            await run_job(caller, run_id, job_id, inputs.groups[job_id], inputs.tool_name, me)
+            await run_job(
+                caller, run_id, job_id, inputs.groups[job_id], inputs.tool_name, me, lease
+            )
         except ProviderError as exc:
             log.warning("job %s of run %s failed: %s", job_id, run_id, exc.message)
             settle(store, run_id)
+            recover_stale(context, run_id, limits)
             return "failed"
     settle(store, run_id)
+    recover_stale(context, run_id, limits)
     return "done"
+
+
+def recover_stale(context: WorkerContext, run_id: int, limits: Limits) -> None:
+    """Send again the tasks of this run's jobs whose holder's lease ran out (a killed worker),
+    so a live worker takes them over now rather than when the broker redelivers them. A
+    duplicate task is harmless: claiming is atomic, and a finished job is skipped."""
+    if context.send is None:
+        return
+    for job_id in jobs.stale(context.store, run_id, utcnow()):
+        log.warning("job %s of run %s lost its worker; sending it again", job_id, run_id)
+        context.send(run_id, job_id, limits)
 
 
 def settle(store: Store, run_id: int) -> None:

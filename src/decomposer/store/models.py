@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -176,6 +177,19 @@ class CachedResponse(Base):
     request_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     provider: Mapped[str] = mapped_column(String(50))
     model: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    validated: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    """False for an answer kept after its re-asks ran out: stored for the run, never a hit."""
+
+
+class RawAnswer(Base):
+    """A raw provider answer journalled by the hash of the HTTP request that bought it, kept
+    until its logical call has a verdict (see ``calls.answers``)."""
+
+    __tablename__ = "llm_answers"
+
+    body_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

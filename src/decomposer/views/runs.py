@@ -27,6 +27,8 @@ class RunSummary(BaseModel):
     calls: int
     cache_hits: int
     attempts: int
+    pending: int
+    """Calls logged as sent whose answer never came (a killed process): counted, not priced."""
     input_tokens: int
     output_tokens: int
     cost_usd: float
@@ -44,6 +46,8 @@ def list_runs(session: Session, tool_slug: str | None = None, limit: int = 50) -
             func.sum(case((LLMCall.cache_hit, 0), else_=1)).label("calls"),
             func.sum(case((LLMCall.cache_hit, 1), else_=0)).label("cache_hits"),
             func.sum(LLMCall.attempts).label("attempts"),
+            # Sent but never completed (process killed): billed, tokens unknown.
+            func.sum(case((LLMCall.outcome == "pending", 1), else_=0)).label("pending"),
             func.sum(LLMCall.input_tokens).label("input_tokens"),
             func.sum(LLMCall.output_tokens).label("output_tokens"),
             func.sum(func.coalesce(LLMCall.cost_usd, 0.0)).label("cost_usd"),
@@ -77,6 +81,7 @@ def list_runs(session: Session, tool_slug: str | None = None, limit: int = 50) -
                 calls=int(row.calls or 0),
                 cache_hits=int(row.cache_hits or 0),
                 attempts=int(row.attempts or 0),
+                pending=int(row.pending or 0),
                 input_tokens=int(row.input_tokens or 0),
                 output_tokens=int(row.output_tokens or 0),
                 cost_usd=round(float(row.cost_usd or 0.0), 6),
