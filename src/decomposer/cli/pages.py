@@ -132,7 +132,14 @@ def score_cmd(
     """Print a tool's Rank and sub-scores (0–100); --explain shows how each was computed."""
     from rich.table import Table
 
-    from decomposer.catalog.score import LABELS, SUBSCORES, explain, parse_weights, score_tool
+    from decomposer.catalog.score import (
+        LABELS,
+        SUBSCORES,
+        explain,
+        out_of,
+        parse_weights,
+        score_tool,
+    )
 
     with common.needs("match", "decomposer score"):
         from decomposer.catalog.snapshot import load_snapshot
@@ -153,9 +160,13 @@ def score_cmd(
             out.print(line, markup=False)
         return
     table = Table("score", "value", box=None, pad_edge=False)
-    table.add_row("Rank", f"{card.rank}/100")
+    table.add_row(
+        "Rank",
+        out_of(card.rank)
+        + ("" if card.coverage == 100 else f" ({card.coverage}% of the weight known)"),
+    )
     for name in SUBSCORES:
-        table.add_row(LABELS[name], f"{card.subscores[name].value}/100")
+        table.add_row(LABELS[name], out_of(card.subscores[name].value))
     out.print(table)
 
 

@@ -15,7 +15,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from decomposer.catalog.catalogue import Price, Sourced
-from decomposer.catalog.score import LABELS, SUBSCORES, ScoreCard, Weights, score_tool
+from decomposer.catalog.score import (
+    LABELS,
+    NOT_ENOUGH_DATA,
+    SUBSCORES,
+    ScoreCard,
+    Weights,
+    out_of,
+    score_tool,
+)
 from decomposer.catalog.snapshot import CapRecord, Snapshot, ToolRecord, comparable
 from decomposer.core.errors import InputError
 from decomposer.matching.align import align
@@ -145,6 +153,7 @@ def build_side(tool: ToolRecord, card: ScoreCard, options: Options) -> ToolSide:
         price_text=format_price(price if isinstance(price, Price) else None),
         free_tier=free_tier if isinstance(free_tier, bool) else None,
         rank=card.rank,
+        rank_coverage=card.coverage,
         subscores={n: card.subscores[n].value for n in SUBSCORES},
         scores=card.as_json(),
         capabilities_count=len(views),
@@ -165,14 +174,43 @@ def _capabilities_cell(side: ToolSide) -> str:
     return text
 
 
+def score_cell(value: int | None) -> str:
+    """``73/100``; an unknown score is ``— (not enough data)``, never 0."""
+    return f"{MISSING} ({NOT_ENOUGH_DATA})" if value is None else f"{value}/100"
+
+
+def _rank_cell(side: ToolSide) -> str:
+    text = score_cell(side.rank)
+    if side.rank is not None and side.rank_coverage < 100:
+        text += f" ({side.rank_coverage}% of the weight known)"
+    return text
+
+
+def _coverage_note(a: ToolSide, b: ToolSide) -> str:
+    parts = [
+        f"{s.name}'s Rank covers {s.rank_coverage}% of the weight ("
+        + ", ".join(LABELS[n] for n in SUBSCORES if s.subscores[n] is None)
+        + " unknown: not enough data)"
+        for s in (a, b)
+        if s.rank_coverage < 100 or s.rank is None
+    ]
+    if not parts:
+        return ""
+    return (
+        " Rank is computed from the known sub-scores only, their weights rescaled to 100%: "
+        + "; ".join(parts)
+        + "."
+    )
+
+
 def rows_for(a: ToolSide, b: ToolSide) -> list[Row]:
     def both(fn: Any) -> tuple[str, str]:
         return fn(a), fn(b)
 
     values: dict[str, tuple[str, str]] = {
         "Type": both(lambda s: s.type_text),
-        "Rank": both(lambda s: f"{s.rank}/100"),
-        **{LABELS[n]: both(lambda s, n=n: f"{s.subscores[n]}/100") for n in SUBSCORES},
+        "Rank": both(_rank_cell),
+        **{LABELS[n]: both(lambda s, n=n: score_cell(s.subscores[n])) for n in SUBSCORES},
         "Pricing": both(lambda s: s.pricing_text),
         "Starting Price": both(lambda s: s.price_text),
         "Capabilities": both(_capabilities_cell),
@@ -229,10 +267,10 @@ def build_comparison(
         "Scores are 0–100. Rank = "
         + " + ".join(f"{_pct(w[n], total)} {LABELS[n]}" for n in SUBSCORES)
         + f", from the sub-scores above and Freshness ({a.name} "
-        f"{a.subscores['freshness']}/100, {b.name} {b.subscores['freshness']}/100). Adoption and "
-        "Ecosystem are log-scaled against the largest value in our catalogue; Quality measures "
-        "our review and evidence records; Freshness decays over a year since the last release "
-        "and docs update."
+        f"{out_of(a.subscores['freshness'])}, {b.name} {out_of(b.subscores['freshness'])}). "
+        "Adoption and Ecosystem are log-scaled against the largest value in our catalogue; "
+        "Quality measures our review and evidence records; Freshness decays over a year since "
+        "the last release and docs update." + _coverage_note(a, b)
     )
     leads = {a.slug: [], b.slug: []} | {
         facts["first"].slug: [x.name for x in facts["first_leads"]],
@@ -254,6 +292,7 @@ def build_comparison(
             leader=facts["leader"],
             leads=leads,
             ties=[x.name for x in facts["ties"]],
+            not_enough_data=list(facts["unknown"]),
             text=copy.clean(copy.verdict.render(ctx)),
         ),
         score_note=score_note,

@@ -31,8 +31,10 @@ class ScorePart(_Model):
 
 
 class SubScoreView(_Model):
-    value: int
-    exact: float
+    """``value`` is null when the inputs are missing; ``how`` then gives the reason."""
+
+    value: int | None
+    exact: float | None
     how: str
     parts: list[ScorePart]
 
@@ -40,8 +42,9 @@ class SubScoreView(_Model):
 class ScoresView(_Model):
     """A default-weight score card (``ScoreCard.as_json``): Rank and the five sub-scores."""
 
-    rank: int
+    rank: int | None
     rank_how: str
+    coverage: int = 100
     adoption: SubScoreView
     quality: SubScoreView
     ecosystem: SubScoreView
@@ -96,8 +99,11 @@ class ToolSide(_Model):
     pricing_text: str
     price_text: str
     free_tier: bool | None
-    rank: int
-    subscores: dict[str, int]
+    rank: int | None
+    rank_coverage: int = 100
+    """Percent of the total weight carried by the known sub-scores Rank is computed from."""
+    subscores: dict[str, int | None]
+    """None (JSON null) where the inputs are missing: shown as "—", never compared."""
     scores: dict[str, Any]
     """``ScoreCard.as_json``: the same shape as ``ScoresView``, kept loose for hand-built sides."""
     capabilities_count: int
@@ -140,6 +146,8 @@ class Verdict(_Model):
     leader: str | None
     leads: dict[str, list[str]]
     ties: list[str]
+    not_enough_data: list[str] = Field(default_factory=list)
+    """Sub-scores unknown on either side: no lead or tie is claimed on them."""
     text: str
 
 
