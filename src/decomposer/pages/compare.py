@@ -12,9 +12,10 @@ Which capabilities appear, and in which order, is ``catalog.snapshot.comparable`
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
-from decomposer.catalog.catalogue import Price, Sourced
+from decomposer.catalog.catalogue import Price, Sourced, is_stale
 from decomposer.catalog.score import (
     LABELS,
     NOT_ENOUGH_DATA,
@@ -40,6 +41,7 @@ from decomposer.pages.model import (
     Row,
     SharedView,
     SourcedView,
+    SourceNote,
     ToolSide,
     Verdict,
 )
@@ -129,7 +131,12 @@ def build_side(tool: ToolRecord, card: ScoreCard, options: Options) -> ToolSide:
             vs_alternatives=c.vs_alternatives,
             evidence=[
                 EvidenceView(
-                    quote=e.quote, document=e.document, source=e.source, grounded=e.grounded
+                    quote=e.quote,
+                    document=e.document,
+                    source=e.source,
+                    grounded=e.grounded,
+                    fetched_on=e.fetched_on,
+                    stale=is_stale(e.fetched_on, options.as_of, options.stale_after_days),
                 )
                 for e in c.evidence
             ],
@@ -164,7 +171,50 @@ def build_side(tool: ToolRecord, card: ScoreCard, options: Options) -> ToolSide:
         capabilities=views,
         shown=shown,
         more=len(views) - shown,
+        sources=source_notes(tool, options),
     )
+
+
+PRICE_FIELDS = (
+    ("pricing_model", "Pricing"),
+    ("starting_price", "Starting Price"),
+    ("free_tier", "free tier"),
+)
+
+
+def _public(source: str) -> str:
+    """URLs are kept; local paths are cut to the file name, as for documents."""
+    return source if source.startswith(("http://", "https://")) else source.rsplit("/", 1)[-1]
+
+
+def source_notes(tool: ToolRecord, options: Options) -> list[SourceNote]:
+    """Group the price values by where they come from and when that source was checked.
+
+    Catalogue values carry the entry's declared ``source``/``checked_on``; values extracted from
+    the docs are as fresh as the newest document fetch; nothing is dated by guesswork.
+    """
+    groups: dict[tuple[str, date | None], list[str]] = {}
+    for key, label in PRICE_FIELDS:
+        item = tool.profile.get(key)
+        if item is None:
+            continue
+        if item.source == "catalogue":
+            where = "catalogue entry" + (f" ({_public(item.origin)})" if item.origin else "")
+            when = item.checked_on
+        elif item.source == "docs":
+            where, when = "the tool's docs", tool.docs_updated
+        else:
+            where, when = "tool registry", None
+        groups.setdefault((where, when), []).append(label)
+    return [
+        SourceNote(
+            fields=labels,
+            source=where,
+            checked_on=when,
+            stale=is_stale(when, options.as_of, options.stale_after_days),
+        )
+        for (where, when), labels in groups.items()
+    ]
 
 
 def _capabilities_cell(side: ToolSide) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from decomposer.catalog.catalogue import Sourced
+from decomposer.catalog.catalogue import STALE_AFTER_DAYS, Sourced
 from decomposer.catalog.score import ScoreCard, Weights
 from decomposer.core.vocab import CAPABILITIES_PER_SIDE
 
@@ -62,6 +62,8 @@ class SourcedView(_Model):
     value: Any
     source: str
     quote: str | None
+    origin: str | None = None
+    checked_on: date | None = None
 
     @classmethod
     def of(cls, item: Sourced | None) -> SourcedView | None:
@@ -73,6 +75,19 @@ class EvidenceView(_Model):
     document: str | None
     source: str | None
     grounded: bool
+    fetched_on: date | None = None
+    """When the document's current content was fetched; None when unknown."""
+    stale: bool = False
+    """Fetched longer ago than ``Options.stale_after_days`` (or undated)."""
+
+
+class SourceNote(_Model):
+    """Where a group of a tool's price values comes from and when it was last checked."""
+
+    fields: list[str]
+    source: str
+    checked_on: date | None
+    stale: bool
 
 
 class CapabilityView(_Model):
@@ -114,6 +129,8 @@ class ToolSide(_Model):
     capabilities: list[CapabilityView]
     shown: int
     more: int
+    sources: list[SourceNote] = Field(default_factory=list)
+    """Provenance of Pricing, Starting Price and free tier, with their "checked on" dates."""
 
 
 class Row(_Model):
@@ -158,6 +175,8 @@ class Options(_Model):
     include_unreviewed: bool = False
     weights: dict[str, float] = Field(default_factory=lambda: Weights().as_dict())
     as_of: date
+    stale_after_days: int = Field(default=STALE_AFTER_DAYS, ge=0)
+    """Values and documents checked longer ago than this (before ``as_of``) are flagged."""
 
     @field_validator("as_of")
     @classmethod
