@@ -102,3 +102,65 @@ def test_pages_show_sources_and_dates_and_flag_stale_ones(demo, capsys):
     )
     badge = '<span class="badge warn">stale</span>'
     assert f'<time datetime="2025-07-01">2025-07-01</time> {badge}' in html
+
+
+def test_a_new_check_date_or_limit_regenerates_the_pages(demo, capsys, tmp_path):
+    def regen(*extra: str) -> dict:
+        code, out, err = run(
+            capsys, "regenerate", "--out-dir", str(tmp_path), "--as-of", AS_OF, "--json", *extra
+        )
+        assert code == 0, err
+        return json.loads(out)
+
+    assert regen()["written"] == 3
+    assert regen()["written"] == 0
+    text = CATALOGUE.read_text("utf-8").replace(
+        "checked_on = 2025-06-20", "checked_on = 2025-07-02"
+    )
+    moved = tmp_path / "catalogue.toml"
+    moved.write_text(text, "utf-8")
+    assert run(capsys, "tool", "import", str(moved))[0] == 0
+    assert regen()["written"] == 3
+    assert "checked on 2025-07-02" in (tmp_path / "llama-4-vs-mistral-api.md").read_text("utf-8")
+    assert regen("--stale-after", "30")["written"] == 3
+
+
+def test_the_cli_default_is_the_documented_limit():
+    from decomposer.catalog.catalogue import STALE_AFTER_DAYS
+    from decomposer.cli.pages import STALE_DEFAULT
+
+    assert STALE_DEFAULT == STALE_AFTER_DAYS == 90
+
+
+def test_an_ungrounded_draft_still_names_its_document_and_date(settings, capsys):
+    from decomposer.store import open_store
+    from pages_support import add_tool
+
+    store = open_store(settings.database_url)
+    add_tool(store, "alpha", [{"name": "A1"}])
+    add_tool(
+        store,
+        "beta",
+        [
+            {"name": "B1"},
+            {"name": "B2", "status": "ungrounded", "quotes": [("not in the docs", False)]},
+        ],
+    )
+    store.dispose()
+    for fmt, needle in (
+        ("md", "Source: https://beta.example/docs, fetched on 2025-07-01 (the quote was not found"),
+        ("html", 'fetched on <time datetime="2025-07-01">2025-07-01</time> (the quote was not'),
+    ):
+        code, out, err = run(
+            capsys,
+            "compare",
+            "alpha",
+            "beta",
+            "--include-unreviewed",
+            "--as-of",
+            AS_OF,
+            "--format",
+            fmt,
+        )
+        assert code == 0, err
+        assert needle in out
