@@ -41,6 +41,9 @@ def test_stale_lists_old_and_undated_catalogue_values(settings, capsys):
     assert "mistral-api  catalogue signals" not in out
     assert "llama-4  catalogue pricing  catalogue entry  never dated" in out
     assert out.strip().endswith("stale (older than 365 days as of 2025-07-15)")
+    code, out, _ = run(capsys, "tool", "show", "mistral-api")
+    assert "  pricing checked: 2025-06-20 at fixtures/docs/mistral-api/models-and-pricing.md" in out
+    assert "  signals checked: 2025-01-10\n" in out
 
 
 def test_stale_lists_documents_by_their_fetch_date(demo, capsys):

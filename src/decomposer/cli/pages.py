@@ -124,6 +124,12 @@ def tool_show(
     else:
         out.print(f"  categories: {', '.join(cat['categories']) or '—'}", markup=False)
         for name, value in cat["signals"].items():
+            if name == "provenance" and isinstance(value, dict):
+                for table, check in value.items():
+                    where = f" at {check['source']}" if "source" in check else ""
+                    when = check.get("checked_on", "date not stated")
+                    out.print(f"  {table} checked: {when}{where}", markup=False)
+                continue
             out.print(f"  {name}: {value}", markup=False)
     for name, item in data["profile"].items():
         text = "—" if item is None else f"{item['value']} (from {item['source']})"
