@@ -50,6 +50,13 @@ def test_import_creates_tools_and_entries_and_is_idempotent(settings, capsys):
         "monthly_downloads": 1500000,
         "integrations": 40,
         "last_release": "2025-05-28",
+        "provenance": {
+            "pricing": {
+                "checked_on": "2025-06-20",
+                "source": "fixtures/docs/mistral-api/models-and-pricing.md",
+            },
+            "signals": {"checked_on": "2025-01-10"},
+        },
     }
     code, out, _ = run(capsys, "tool", "import", str(CATALOGUE))
     assert code == 0 and "0 added, 0 updated, 2 unchanged" in out
@@ -136,6 +143,8 @@ def test_catalogue_wins_and_docs_fill_the_gaps(settings, capsys):
         "value": "open-weights",
         "source": "catalogue",
         "quote": None,
+        "origin": None,  # Llama 4's catalogue entry declares no source or check date
+        "checked_on": None,
     }
     assert profile["starting_price"]["source"] == "docs"
     assert profile["starting_price"]["value"] == {

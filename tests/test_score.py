@@ -38,7 +38,7 @@ def test_adoption_is_log_normalised_against_the_catalogue_and_skips_missing_sign
     expected = 100 * math.log1p(100) / math.log1p(10_000)
     assert cards["small"].subscores["adoption"].exact == pytest.approx(expected)
     assert cards["small"].subscores["adoption"].value == 50
-    assert cards["none"].subscores["adoption"].value == 0
+    assert cards["none"].subscores["adoption"].value is None  # unknown, not 0
     assert "no adoption signal" in cards["none"].subscores["adoption"].how
 
 

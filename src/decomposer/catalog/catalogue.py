@@ -16,6 +16,8 @@ Format (documented in docs/comparator.md)::
     model = "freemium"              # free | freemium | paid | open-weights | unknown
     free_tier = true
     starting_price = { amount = "0.10", currency = "USD", unit = "1M input tokens" }
+    checked_on = 2025-06-02         # optional: when a person last checked these values
+    source = "https://mistral.ai/pricing"   # optional: where they were checked
 
     [tool.signals]                  # every signal is optional
     github_stars = 1200
@@ -23,6 +25,8 @@ Format (documented in docs/comparator.md)::
     hf_likes = 0
     integrations = 40
     last_release = 2025-06-02       # a TOML date
+    checked_on = 2025-06-02         # optional, as for pricing
+    source = "https://github.com/mistralai"
 
 Importing is all-or-nothing: the whole file is validated before anything is written. The catalogue
 wins over profile facts extracted from the docs; facts fill only what the catalogue leaves out.
@@ -47,13 +51,16 @@ from decomposer.core.errors import InputError
 from decomposer.core.text import slugify
 from decomposer.core.vocab import TOOL_TYPES, PricingModel
 from decomposer.store.catalogue_models import CatalogueEntry
-from decomposer.store.models import ProfileFact, Tool
+from decomposer.store.models import Document, ProfileFact, Tool
 from decomposer.store.tools import find_tool
 
 SCHEMA_VERSION = 1
 PROFILE_FIELDS = ("type", "pricing_model", "starting_price", "free_tier")
 COUNT_SIGNALS = ("github_stars", "monthly_downloads", "hf_likes", "integrations")
 SIGNALS = (*COUNT_SIGNALS, "last_release")
+PROVENANCE_KEY = "provenance"
+"""Key in ``CatalogueEntry.signals`` holding ``{"pricing": {...}, "signals": {...}}`` checks."""
+STALE_AFTER_DAYS = 90
 
 
 class _Strict(BaseModel):
@@ -66,13 +73,29 @@ class PriceSpec(_Strict):
     unit: str = Field(min_length=1, max_length=100)
 
 
-class PricingSpec(_Strict):
+class _Checked(_Strict):
+    """Where a table's values were checked and when (both optional; see ``STALE_AFTER_DAYS``)."""
+
+    checked_on: date | None = None
+    source: str | None = Field(default=None, min_length=1, max_length=2000)
+
+    @field_validator("checked_on", mode="before")
+    @classmethod
+    def _plain_checked(cls, value: Any) -> Any:
+        return value.date() if isinstance(value, datetime) else value
+
+    def provenance(self) -> dict[str, str]:
+        out = {"checked_on": self.checked_on.isoformat() if self.checked_on else None}
+        return {k: v for k, v in (out | {"source": self.source}).items() if v is not None}
+
+
+class PricingSpec(_Checked):
     model: PricingModel | None = None
     free_tier: bool | None = None
     starting_price: PriceSpec | None = None
 
 
-class SignalsSpec(_Strict):
+class SignalsSpec(_Checked):
     github_stars: int | None = Field(default=None, ge=0)
     monthly_downloads: int | None = Field(default=None, ge=0)
     hf_likes: int | None = Field(default=None, ge=0)
@@ -85,6 +108,10 @@ class SignalsSpec(_Strict):
         if isinstance(value, datetime):
             return value.date()
         return value
+
+    def values(self) -> dict[str, Any]:
+        """The signals themselves, as stored (JSON), without ``checked_on``/``source``."""
+        return self.model_dump(mode="json", exclude_none=True, exclude={"checked_on", "source"})
 
 
 class ToolSpec(_Strict):
@@ -206,7 +233,7 @@ def import_catalogue(
             "price_amount": format(price.amount, "f") if price else None,
             "price_currency": price.currency if price else None,
             "price_unit": price.unit if price else None,
-            "signals": spec.signals.model_dump(mode="json", exclude_none=True),
+            "signals": _stored_signals(spec),
             "source": source,
             "content_hash": digest,
             "imported_at": now,
@@ -221,6 +248,35 @@ def import_catalogue(
             report.updated.append(slug)
     session.flush()
     return report
+
+
+def _stored_signals(spec: ToolSpec) -> dict[str, Any]:
+    """Signal values, plus where and when pricing and signals were checked (when declared)."""
+    checks = {
+        name: p
+        for name, p in (
+            ("pricing", spec.pricing.provenance()),
+            ("signals", spec.signals.provenance()),
+        )
+        if p
+    }
+    return spec.signals.values() | ({PROVENANCE_KEY: checks} if checks else {})
+
+
+def checks_of(entry: CatalogueEntry | None, table: str) -> tuple[date | None, str | None]:
+    """``(checked_on, source)`` declared for the ``pricing`` or ``signals`` table of an entry."""
+    if entry is None:
+        return None, None
+    raw = entry.signals.get(PROVENANCE_KEY)
+    item = raw.get(table) if isinstance(raw, dict) else None
+    if not isinstance(item, dict):
+        return None, None
+    when = item.get("checked_on")
+    source = item.get("source")
+    return (
+        date.fromisoformat(when) if isinstance(when, str) else None,
+        source if isinstance(source, str) else None,
+    )
 
 
 def _tool_matches(tool: Tool, spec: ToolSpec) -> bool:
@@ -247,15 +303,27 @@ class Price:
 
 @dataclass(frozen=True)
 class Sourced:
-    """One profile value and where it came from: 'catalogue', 'tool' (registry) or 'docs'."""
+    """One profile value and where it came from: 'catalogue', 'tool' (registry) or 'docs'.
+
+    ``origin`` and ``checked_on`` are what the catalogue declares for the value's table (the
+    page says where the value was checked and when; unknown stays None, never a guess).
+    """
 
     value: Any
     source: str
     quote: str | None = None
+    origin: str | None = None
+    checked_on: date | None = None
 
     def as_json(self) -> dict[str, Any]:
         value = self.value.as_json() if isinstance(self.value, Price) else self.value
-        return {"value": value, "source": self.source, "quote": self.quote}
+        return {
+            "value": value,
+            "source": self.source,
+            "quote": self.quote,
+            "origin": self.origin,
+            "checked_on": self.checked_on.isoformat() if self.checked_on else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -272,12 +340,13 @@ def effective_profile(
     """Type, pricing model, starting price and free tier; only grounded doc facts are used."""
     docs = {f.field: f for f in facts if f.grounded}
     out: dict[str, Sourced | None] = dict.fromkeys(PROFILE_FIELDS)
+    checked, origin = checks_of(entry, "pricing")
     if tool_type:
         out["type"] = Sourced(tool_type, "catalogue" if entry is not None else "tool")
     elif "type" in docs and isinstance(docs["type"].value, str):
         out["type"] = Sourced(docs["type"].value, "docs", docs["type"].quote)
     if entry is not None and entry.pricing_model:
-        out["pricing_model"] = Sourced(entry.pricing_model, "catalogue")
+        out["pricing_model"] = Sourced(entry.pricing_model, "catalogue", None, origin, checked)
     elif "pricing_model" in docs and isinstance(docs["pricing_model"].value, str):
         out["pricing_model"] = Sourced(
             docs["pricing_model"].value, "docs", docs["pricing_model"].quote
@@ -288,13 +357,16 @@ def effective_profile(
                 Decimal(entry.price_amount), entry.price_currency or "USD", entry.price_unit or ""
             ),
             "catalogue",
+            None,
+            origin,
+            checked,
         )
     elif "starting_price" in docs:
         price = _price_from_fact(docs["starting_price"].value)
         if price is not None:
             out["starting_price"] = Sourced(price, "docs", docs["starting_price"].quote)
     if entry is not None and entry.free_tier is not None:
-        out["free_tier"] = Sourced(entry.free_tier, "catalogue")
+        out["free_tier"] = Sourced(entry.free_tier, "catalogue", None, origin, checked)
     elif "free_tier" in docs and isinstance(docs["free_tier"].value, bool):
         out["free_tier"] = Sourced(docs["free_tier"].value, "docs", docs["free_tier"].quote)
     return out
@@ -329,3 +401,54 @@ def load_facts(session: Session, tool_ids: list[int] | None = None) -> dict[int,
     for tool_id, name, value, quote, grounded in session.execute(query):
         out.setdefault(tool_id, []).append(FactRow(name, value, quote, bool(grounded)))
     return out
+
+
+# --- stale values: catalogue checks and documents older than the allowed age ------------------
+
+
+@dataclass(frozen=True)
+class StaleItem:
+    """One value or document whose last check is older than allowed, or was never dated."""
+
+    tool: str
+    what: str
+    source: str
+    checked_on: date | None
+    age_days: int | None
+
+
+def is_stale(checked_on: date | None, as_of: date, max_age_days: int) -> bool:
+    """Undated counts as stale: a value nobody says was checked cannot be called current."""
+    return checked_on is None or (as_of - checked_on).days > max_age_days
+
+
+def stale_items(session: Session, as_of: date, max_age_days: int) -> list[StaleItem]:
+    """Catalogue pricing/signals and documents last checked more than ``max_age_days`` ago."""
+    out: list[StaleItem] = []
+    tools = {tool_id: slug for tool_id, slug in session.execute(select(Tool.id, Tool.slug))}
+    for entry in session.scalars(select(CatalogueEntry).order_by(CatalogueEntry.tool_id)):
+        declared = {
+            "pricing": any(
+                v is not None for v in (entry.pricing_model, entry.free_tier, entry.price_amount)
+            ),
+            "signals": any(k != PROVENANCE_KEY for k in entry.signals),
+        }
+        for table, present in declared.items():
+            checked, origin = checks_of(entry, table)
+            if present and is_stale(checked, as_of, max_age_days):
+                slug = tools[entry.tool_id]
+                out.append(_stale(slug, f"catalogue {table}", origin, checked, as_of))
+    docs = select(Document.tool_id, Document.source, Document.updated_at).order_by(
+        Document.tool_id, Document.source
+    )
+    for tool_id, source, updated in session.execute(docs):
+        when = updated.date() if isinstance(updated, datetime) else updated
+        if is_stale(when, as_of, max_age_days):
+            out.append(_stale(tools[tool_id], "document", source, when, as_of))
+    return sorted(out, key=lambda i: (i.tool, i.what, i.source))
+
+
+def _stale(tool: str, what: str, source: str | None, when: date | None, as_of: date) -> StaleItem:
+    where = source or ("catalogue entry" if what.startswith("catalogue") else "unknown")
+    age = (as_of - when).days if when is not None else None
+    return StaleItem(tool, what, where, when, age)

@@ -3,21 +3,28 @@
     Adoption     mean of the declared adoption signals (GitHub stars, monthly downloads,
                  Hugging Face likes), each log-normalised against the catalogue's largest value:
                  100 × ln(1 + v) / ln(1 + max). Signals a tool does not declare are left out of
-                 its mean; a tool declaring none scores 0.
+                 its mean; a tool declaring none is *unknown* (None), never 0.
     Quality      100 × mean of four shares from our own records, over non-rejected capabilities:
                  approved share, evidence coverage (capabilities with ≥ 1 grounded quote),
                  grounding rate (grounded quotes / all quotes) and profile completeness (known
                  fields of type, pricing model, starting price, free tier).
-    Ecosystem    integrations count, log-normalised against the catalogue; 0 when not declared.
+    Ecosystem    integrations count, log-normalised against the catalogue; unknown when not
+                 declared.
     Match Graph  Times Matched (match.py: searches whose top-k hits include one of the tool's
                  capabilities above the run's threshold), log-normalised against the catalogue's
                  largest value; 0 for everyone until `decomposer match run` has matched a query.
     Freshness    mean of the available dates' scores, each 100 × max(0, 1 − age / 12) with the
                  age in whole calendar months: the last release (catalogue) and the newest
                  document update (store). Months, not days, so pages do not churn every day.
-    Rank         Σ weightᵢ × sub-scoreᵢ / Σ weightᵢ over the *displayed* (integer) sub-scores, so a
-                 reader can recompute it from the table. Default weights: Adoption 25, Quality 25,
-                 Ecosystem 10, Match Graph 25, Freshness 15.
+                 Unknown when the tool has neither.
+    Rank         Σ weightᵢ × sub-scoreᵢ / Σ weightᵢ over the *displayed* (integer) sub-scores that
+                 are known, so a reader can recompute it from the table; ``coverage`` is the share
+                 of the total weight those known sub-scores carry. Unknown when none is known.
+                 Default weights: Adoption 25, Quality 25, Ecosystem 10, Match Graph 25,
+                 Freshness 15.
+
+Unknown is not zero: a sub-score whose inputs are missing has ``value`` None and a ``how`` that
+starts with ``NOT_ENOUGH_DATA``, so pages show "—" and copy never claims a lead or tie on it.
 
 Rounding is half-up to integers. Everything here is pure: inputs in, numbers and reasons out.
 """
@@ -49,6 +56,7 @@ SIGNAL_LABELS = {
     "times_matched": "Times Matched",
 }
 FRESHNESS_HORIZON_MONTHS = 12
+NOT_ENOUGH_DATA = "not enough data"
 
 
 @dataclass(frozen=True)
@@ -132,32 +140,46 @@ class Part:
 
 @dataclass(frozen=True)
 class SubScore:
+    """One sub-score; ``value``/``exact`` are None when its inputs are missing (see ``how``)."""
+
     name: str
-    value: int
-    exact: float
+    value: int | None
+    exact: float | None
     how: str
     parts: tuple[Part, ...] = ()
+
+    @property
+    def known(self) -> bool:
+        return self.value is not None
+
+
+def unknown(name: str, reason: str) -> SubScore:
+    """A sub-score that cannot be computed: shown as "—", left out of Rank."""
+    return SubScore(name, None, None, f"{NOT_ENOUGH_DATA}: {reason}")
 
 
 @dataclass(frozen=True)
 class ScoreCard:
     slug: str
     subscores: dict[str, SubScore]
-    rank: int
-    rank_exact: float
+    rank: int | None
+    rank_exact: float | None
     rank_how: str
+    coverage: int = 100
+    """Percent of the total weight carried by the known sub-scores that Rank is computed from."""
 
-    def value(self, name: str) -> int:
+    def value(self, name: str) -> int | None:
         return self.rank if name == "rank" else self.subscores[name].value
 
     def as_json(self) -> dict[str, Any]:
         return {
             "rank": self.rank,
             "rank_how": self.rank_how,
+            "coverage": self.coverage,
             **{
                 name: {
                     "value": s.value,
-                    "exact": round(s.exact, 4),
+                    "exact": None if s.exact is None else round(s.exact, 4),
                     "how": s.how,
                     "parts": [
                         {
@@ -213,7 +235,7 @@ def _lognorm(name: str, value: int, ctx: Context) -> Part:
 
 def _mean_sub(name: str, parts: list[Part], none_reason: str) -> SubScore:
     if not parts:
-        return SubScore(name, 0, 0.0, none_reason)
+        return unknown(name, none_reason)
     exact = sum(p.score for p in parts) / len(parts)
     how = (
         (
@@ -231,15 +253,13 @@ def adoption(t: ToolInputs, ctx: Context) -> SubScore:
     parts = [
         _lognorm(n, c, ctx) for n in ADOPTION_SIGNALS if (c := _count(t.signals.get(n))) is not None
     ]
-    return _mean_sub("adoption", parts, "no adoption signal declared in the catalogue, so 0")
+    return _mean_sub("adoption", parts, "no adoption signal declared in the catalogue")
 
 
 def ecosystem(t: ToolInputs, ctx: Context) -> SubScore:
     count = _count(t.signals.get("integrations"))
     if count is None:
-        return SubScore(
-            "ecosystem", 0, 0.0, "no integrations count declared in the catalogue, so 0"
-        )
+        return unknown("ecosystem", "no integrations count declared in the catalogue")
     part = _lognorm("integrations", count, ctx)
     return SubScore("ecosystem", half_up(part.score), part.score, part.computation, (part,))
 
@@ -273,7 +293,7 @@ def quality(t: ToolInputs) -> SubScore:
         _share("grounded evidence quotes", q.grounded_quotes, q.quotes),
         _share("profile fields known", q.profile_known, q.profile_fields),
     ]
-    return _mean_sub("quality", parts, "")
+    return _mean_sub("quality", parts, "no records")
 
 
 def months_between(earlier: date, later: date) -> int:
@@ -299,7 +319,7 @@ def freshness(t: ToolInputs, as_of: date) -> SubScore:
         parts.append(_age_part("last release", t.last_release, as_of))
     if t.docs_updated is not None:
         parts.append(_age_part("newest document update", t.docs_updated, as_of))
-    return _mean_sub("freshness", parts, "no release date or document, so 0")
+    return _mean_sub("freshness", parts, "no release date in the catalogue and no document")
 
 
 def score_tool(t: ToolInputs, ctx: Context, weights: Weights, as_of: date) -> ScoreCard:
@@ -310,11 +330,26 @@ def score_tool(t: ToolInputs, ctx: Context, weights: Weights, as_of: date) -> Sc
         "match_graph": match_graph(t, ctx),
         "freshness": freshness(t, as_of),
     }
+    return ScoreCard(t.slug, subs, *rank_of(subs, weights))
+
+
+def rank_of(
+    subs: Mapping[str, SubScore], weights: Weights
+) -> tuple[int | None, float | None, str, int]:
+    """Rank from the known sub-scores only, renormalised by their weight; plus its coverage %."""
     w = weights.as_dict()
-    exact = sum(w[n] * subs[n].value for n in SUBSCORES) / weights.total
-    terms = " + ".join(f"{_num(w[n])} × {subs[n].value}" for n in SUBSCORES)
-    how = f"({terms}) / {_num(weights.total)} = {exact:.2f}"
-    return ScoreCard(t.slug, subs, half_up(exact), exact, how)
+    known = {n: v for n in SUBSCORES if (v := subs[n].value) is not None}
+    missing = [LABELS[n] for n in SUBSCORES if n not in known]
+    total = sum(w[n] for n in known)
+    coverage = half_up(100.0 * total / weights.total)
+    if total <= 0:
+        return None, None, f"{NOT_ENOUGH_DATA}: no weighted sub-score is known", coverage
+    exact = sum(w[n] * known[n] for n in known) / total
+    terms = " + ".join(f"{_num(w[n])} × {known[n]}" for n in known)
+    how = f"({terms}) / {_num(total)} = {exact:.2f}"
+    if missing:
+        how += f"; {', '.join(missing)} unknown, so Rank covers {coverage}% of the weight"
+    return half_up(exact), exact, how, coverage
 
 
 def score_all(
@@ -331,13 +366,21 @@ def _num(x: float) -> str:
 def explain(card: ScoreCard, weights: Weights) -> list[str]:
     """Human-readable lines: every input, every formula, every result."""
     lines = [
-        f"Rank {card.rank}/100 = {card.rank_how} (weights: "
+        f"Rank {out_of(card.rank)} = {card.rank_how} (weights: "
         + ", ".join(f"{LABELS[n]} {_num(weights.as_dict()[n])}" for n in SUBSCORES)
         + ")"
     ]
     for name in SUBSCORES:
         sub = card.subscores[name]
-        lines.append(f"{LABELS[name]} {sub.value}/100" + (f" = {sub.how}" if sub.how else ""))
+        if sub.value is None:
+            lines.append(f"{LABELS[name]} — {sub.how}")
+        else:
+            lines.append(f"{LABELS[name]} {sub.value}/100" + (f" = {sub.how}" if sub.how else ""))
         for part in sub.parts:
             lines.append(f"  {part.label}: {part.value} → {part.computation}")
     return lines
+
+
+def out_of(value: int | None) -> str:
+    """``73/100``, or ``—`` for an unknown score."""
+    return "—" if value is None else f"{value}/100"

@@ -61,6 +61,7 @@ class EvidenceRecord:
     document: str | None
     source: str | None
     document_id: int | None
+    fetched_on: date | None = None  # when the document's current content was fetched
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,7 @@ def _load_capabilities(session: Session, tool_ids: list[int] | None) -> dict[int
             Evidence.document_id,
             Document.title,
             Document.source,
+            Document.updated_at,
         )
         .join(Capability, Capability.id == Evidence.capability_id)
         .outerjoin(Document, Document.id == Evidence.document_id)
@@ -225,9 +227,11 @@ def _load_capabilities(session: Session, tool_ids: list[int] | None) -> dict[int
         cq = cq.where(Capability.tool_id.in_(tool_ids))
         eq = eq.where(Capability.tool_id.in_(tool_ids))
     evidence: dict[str, list[EvidenceRecord]] = {}
-    for cap_id, quote, grounded, doc_id, title, source in session.execute(eq):
+    for cap_id, quote, grounded, doc_id, title, source, fetched in session.execute(eq):
         evidence.setdefault(cap_id, []).append(
-            EvidenceRecord(quote, bool(grounded), title, _public_source(source), doc_id)
+            EvidenceRecord(
+                quote, bool(grounded), title, _public_source(source), doc_id, _as_date(fetched)
+            )
         )
     out: dict[int, list[CapRecord]] = {}
     for row in session.execute(cq.order_by(Capability.id)):

@@ -44,6 +44,7 @@ COMMANDS: tuple[tuple[str, Callable[..., Any]], ...] = (
     ("score", pages.score_cmd),
     ("compare", pages.compare_cmd),
     ("regenerate", pages.regenerate_cmd),
+    ("stale", pages.stale_cmd),
     ("review", interactive.review_cmd),
     ("approve", review.approve_cmd),
     ("reject", review.reject_cmd),

@@ -42,6 +42,13 @@ UnreviewedOpt = Annotated[
     ),
 ]
 TopKOpt = Annotated[int, typer.Option("--top-k", help="Capabilities shown per tool.")]
+StaleOpt = Annotated[
+    int,
+    typer.Option(
+        "--stale-after", help="Flag values and documents checked more than DAYS ago.", min=0
+    ),
+]
+STALE_DEFAULT = 90  # catalog.catalogue.STALE_AFTER_DAYS; not imported here to keep start-up lean
 
 
 def _as_of(text: str | None) -> date:
@@ -56,7 +63,11 @@ def _as_of(text: str | None) -> date:
 
 
 def _options(
-    top_k: int, include_unreviewed: bool, weights: str | None, as_of: str | None
+    top_k: int,
+    include_unreviewed: bool,
+    weights: str | None,
+    as_of: str | None,
+    stale_after: int = STALE_DEFAULT,
 ) -> Options:
     from decomposer.catalog.score import parse_weights
     from decomposer.pages.model import Options
@@ -68,6 +79,7 @@ def _options(
         include_unreviewed=include_unreviewed,
         weights=parse_weights(weights).as_dict(),
         as_of=_as_of(as_of),
+        stale_after_days=stale_after,
     )
 
 
@@ -112,6 +124,12 @@ def tool_show(
     else:
         out.print(f"  categories: {', '.join(cat['categories']) or '—'}", markup=False)
         for name, value in cat["signals"].items():
+            if name == "provenance" and isinstance(value, dict):
+                for table, check in value.items():
+                    where = f" at {check['source']}" if "source" in check else ""
+                    when = check.get("checked_on", "date not stated")
+                    out.print(f"  {table} checked: {when}{where}", markup=False)
+                continue
             out.print(f"  {name}: {value}", markup=False)
     for name, item in data["profile"].items():
         text = "—" if item is None else f"{item['value']} (from {item['source']})"
@@ -132,7 +150,14 @@ def score_cmd(
     """Print a tool's Rank and sub-scores (0–100); --explain shows how each was computed."""
     from rich.table import Table
 
-    from decomposer.catalog.score import LABELS, SUBSCORES, explain, parse_weights, score_tool
+    from decomposer.catalog.score import (
+        LABELS,
+        SUBSCORES,
+        explain,
+        out_of,
+        parse_weights,
+        score_tool,
+    )
 
     with common.needs("match", "decomposer score"):
         from decomposer.catalog.snapshot import load_snapshot
@@ -153,9 +178,13 @@ def score_cmd(
             out.print(line, markup=False)
         return
     table = Table("score", "value", box=None, pad_edge=False)
-    table.add_row("Rank", f"{card.rank}/100")
+    table.add_row(
+        "Rank",
+        out_of(card.rank)
+        + ("" if card.coverage == 100 else f" ({card.coverage}% of the weight known)"),
+    )
     for name in SUBSCORES:
-        table.add_row(LABELS[name], f"{card.subscores[name].value}/100")
+        table.add_row(LABELS[name], out_of(card.subscores[name].value))
     out.print(table)
 
 
@@ -174,6 +203,7 @@ def compare_cmd(
     top_k: TopKOpt = CAPABILITIES_PER_SIDE,
     weights: WeightsOpt = None,
     as_of: AsOfOpt = None,
+    stale_after: StaleOpt = STALE_DEFAULT,
 ) -> None:
     """Write the "A vs B" comparison page from reviewed records."""
     import sys
@@ -193,7 +223,7 @@ def compare_cmd(
         )
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
-    options = _options(top_k, include_unreviewed, weights, as_of)
+    options = _options(top_k, include_unreviewed, weights, as_of, stale_after)
     with common.env(ctx).store() as store, store.transaction() as session:
         comparison = load_comparison(session, a, b, options=options, copy=Copywriter())
     text = Renderer().render(comparison, fmt)
@@ -252,6 +282,7 @@ def regenerate_cmd(
     top_k: TopKOpt = CAPABILITIES_PER_SIDE,
     weights: WeightsOpt = None,
     as_of: AsOfOpt = None,
+    stale_after: StaleOpt = STALE_DEFAULT,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Rebuild comparison pages whose inputs changed; unchanged pages are not touched."""
@@ -262,7 +293,7 @@ def regenerate_cmd(
     if all_ and pairs_file is not None:
         raise InputError("use either --all or --pairs FILE, not both")
     pairs = read_pairs(pairs_file) if pairs_file is not None else None
-    options = _options(top_k, include_unreviewed, weights, as_of)
+    options = _options(top_k, include_unreviewed, weights, as_of, stale_after)
     folder = out_dir or env.settings.home / "pages"
     if folder.exists() and not folder.is_dir():
         raise InputError(f"--out-dir {folder} is not a folder")
@@ -286,3 +317,40 @@ def regenerate_cmd(
         f"{report.unchanged} unchanged, {len(report.skipped)} pairs skipped",
         markup=False,
     )
+
+
+def stale_cmd(
+    ctx: typer.Context,
+    days: StaleOpt = STALE_DEFAULT,
+    as_of: AsOfOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List catalogue values and documents last checked more than DAYS ago, or never dated."""
+    from decomposer.catalog.catalogue import stale_items
+
+    when = _as_of(as_of)
+    with common.env(ctx).store() as store, store.transaction() as session:
+        items = stale_items(session, when, days)
+    if as_json:
+        common.print_json(
+            {
+                "as_of": when.isoformat(),
+                "stale_after_days": days,
+                "items": [
+                    {
+                        "tool": i.tool,
+                        "what": i.what,
+                        "source": i.source,
+                        "checked_on": i.checked_on.isoformat() if i.checked_on else None,
+                        "age_days": i.age_days,
+                    }
+                    for i in items
+                ],
+            }
+        )
+        return
+    out = common.out()
+    for i in items:
+        age = f"checked {i.checked_on} ({i.age_days} days ago)" if i.checked_on else "never dated"
+        out.print(f"{i.tool}  {i.what}  {i.source}  {age}", markup=False)
+    out.print(f"{len(items)} stale (older than {days} days as of {when})", markup=False)

@@ -12,10 +12,19 @@ Which capabilities appear, and in which order, is ``catalog.snapshot.comparable`
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
-from decomposer.catalog.catalogue import Price, Sourced
-from decomposer.catalog.score import LABELS, SUBSCORES, ScoreCard, Weights, score_tool
+from decomposer.catalog.catalogue import Price, Sourced, is_stale
+from decomposer.catalog.score import (
+    LABELS,
+    NOT_ENOUGH_DATA,
+    SUBSCORES,
+    ScoreCard,
+    Weights,
+    out_of,
+    score_tool,
+)
 from decomposer.catalog.snapshot import CapRecord, Snapshot, ToolRecord, comparable
 from decomposer.core.errors import InputError
 from decomposer.matching.align import align
@@ -32,6 +41,7 @@ from decomposer.pages.model import (
     Row,
     SharedView,
     SourcedView,
+    SourceNote,
     ToolSide,
     Verdict,
 )
@@ -121,7 +131,12 @@ def build_side(tool: ToolRecord, card: ScoreCard, options: Options) -> ToolSide:
             vs_alternatives=c.vs_alternatives,
             evidence=[
                 EvidenceView(
-                    quote=e.quote, document=e.document, source=e.source, grounded=e.grounded
+                    quote=e.quote,
+                    document=e.document,
+                    source=e.source,
+                    grounded=e.grounded,
+                    fetched_on=e.fetched_on,
+                    stale=is_stale(e.fetched_on, options.as_of, options.stale_after_days),
                 )
                 for e in c.evidence
             ],
@@ -145,6 +160,7 @@ def build_side(tool: ToolRecord, card: ScoreCard, options: Options) -> ToolSide:
         price_text=format_price(price if isinstance(price, Price) else None),
         free_tier=free_tier if isinstance(free_tier, bool) else None,
         rank=card.rank,
+        rank_coverage=card.coverage,
         subscores={n: card.subscores[n].value for n in SUBSCORES},
         scores=card.as_json(),
         capabilities_count=len(views),
@@ -155,7 +171,50 @@ def build_side(tool: ToolRecord, card: ScoreCard, options: Options) -> ToolSide:
         capabilities=views,
         shown=shown,
         more=len(views) - shown,
+        sources=source_notes(tool, options),
     )
+
+
+PRICE_FIELDS = (
+    ("pricing_model", "Pricing"),
+    ("starting_price", "Starting Price"),
+    ("free_tier", "free tier"),
+)
+
+
+def _public(source: str) -> str:
+    """URLs are kept; local paths are cut to the file name, as for documents."""
+    return source if source.startswith(("http://", "https://")) else source.rsplit("/", 1)[-1]
+
+
+def source_notes(tool: ToolRecord, options: Options) -> list[SourceNote]:
+    """Group the price values by where they come from and when that source was checked.
+
+    Catalogue values carry the entry's declared ``source``/``checked_on``; values extracted from
+    the docs are as fresh as the newest document fetch; nothing is dated by guesswork.
+    """
+    groups: dict[tuple[str, date | None], list[str]] = {}
+    for key, label in PRICE_FIELDS:
+        item = tool.profile.get(key)
+        if item is None:
+            continue
+        if item.source == "catalogue":
+            where = "catalogue entry" + (f" ({_public(item.origin)})" if item.origin else "")
+            when = item.checked_on
+        elif item.source == "docs":
+            where, when = "the tool's docs", tool.docs_updated
+        else:
+            where, when = "tool registry", None
+        groups.setdefault((where, when), []).append(label)
+    return [
+        SourceNote(
+            fields=labels,
+            source=where,
+            checked_on=when,
+            stale=is_stale(when, options.as_of, options.stale_after_days),
+        )
+        for (where, when), labels in groups.items()
+    ]
 
 
 def _capabilities_cell(side: ToolSide) -> str:
@@ -165,14 +224,43 @@ def _capabilities_cell(side: ToolSide) -> str:
     return text
 
 
+def score_cell(value: int | None) -> str:
+    """``73/100``; an unknown score is ``— (not enough data)``, never 0."""
+    return f"{MISSING} ({NOT_ENOUGH_DATA})" if value is None else f"{value}/100"
+
+
+def _rank_cell(side: ToolSide) -> str:
+    text = score_cell(side.rank)
+    if side.rank is not None and side.rank_coverage < 100:
+        text += f" ({side.rank_coverage}% of the weight known)"
+    return text
+
+
+def _coverage_note(a: ToolSide, b: ToolSide) -> str:
+    parts = [
+        f"{s.name}'s Rank covers {s.rank_coverage}% of the weight ("
+        + ", ".join(LABELS[n] for n in SUBSCORES if s.subscores[n] is None)
+        + " unknown: not enough data)"
+        for s in (a, b)
+        if s.rank_coverage < 100 or s.rank is None
+    ]
+    if not parts:
+        return ""
+    return (
+        " Rank is computed from the known sub-scores only, their weights rescaled to 100%: "
+        + "; ".join(parts)
+        + "."
+    )
+
+
 def rows_for(a: ToolSide, b: ToolSide) -> list[Row]:
     def both(fn: Any) -> tuple[str, str]:
         return fn(a), fn(b)
 
     values: dict[str, tuple[str, str]] = {
         "Type": both(lambda s: s.type_text),
-        "Rank": both(lambda s: f"{s.rank}/100"),
-        **{LABELS[n]: both(lambda s, n=n: f"{s.subscores[n]}/100") for n in SUBSCORES},
+        "Rank": both(_rank_cell),
+        **{LABELS[n]: both(lambda s, n=n: score_cell(s.subscores[n])) for n in SUBSCORES},
         "Pricing": both(lambda s: s.pricing_text),
         "Starting Price": both(lambda s: s.price_text),
         "Capabilities": both(_capabilities_cell),
@@ -229,10 +317,10 @@ def build_comparison(
         "Scores are 0–100. Rank = "
         + " + ".join(f"{_pct(w[n], total)} {LABELS[n]}" for n in SUBSCORES)
         + f", from the sub-scores above and Freshness ({a.name} "
-        f"{a.subscores['freshness']}/100, {b.name} {b.subscores['freshness']}/100). Adoption and "
-        "Ecosystem are log-scaled against the largest value in our catalogue; Quality measures "
-        "our review and evidence records; Freshness decays over a year since the last release "
-        "and docs update."
+        f"{out_of(a.subscores['freshness'])}, {b.name} {out_of(b.subscores['freshness'])}). "
+        "Adoption and Ecosystem are log-scaled against the largest value in our catalogue; "
+        "Quality measures our review and evidence records; Freshness decays over a year since "
+        "the last release and docs update." + _coverage_note(a, b)
     )
     leads = {a.slug: [], b.slug: []} | {
         facts["first"].slug: [x.name for x in facts["first_leads"]],
@@ -254,6 +342,7 @@ def build_comparison(
             leader=facts["leader"],
             leads=leads,
             ties=[x.name for x in facts["ties"]],
+            not_enough_data=list(facts["unknown"]),
             text=copy.clean(copy.verdict.render(ctx)),
         ),
         score_note=score_note,

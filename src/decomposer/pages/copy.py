@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from decomposer.catalog.score import LABELS, SUBSCORES
+from decomposer.catalog.score import LABELS, SUBSCORES, out_of
 from decomposer.pages.model import MISSING, ToolSide
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -26,39 +26,53 @@ class Lead:
     theirs: int
 
 
+def ranks_comparable(a: ToolSide, b: ToolSide) -> bool:
+    """Two Ranks may be compared only when both are known and rest on the same sub-scores."""
+    if a.rank is None or b.rank is None:
+        return False
+    return all((a.subscores[n] is None) == (b.subscores[n] is None) for n in SUBSCORES)
+
+
+def _leads(first: ToolSide, second: ToolSide) -> list[Lead]:
+    out = []
+    for n in SUBSCORES:
+        mine, theirs = first.subscores[n], second.subscores[n]
+        if mine is not None and theirs is not None and mine > theirs:
+            out.append(Lead(LABELS[n], mine, theirs))
+    return out
+
+
 def verdict_facts(a: ToolSide, b: ToolSide) -> dict[str, Any]:
-    """The structured facts the copy templates may state; all derived from the table's numbers."""
-    if a.rank == b.rank:
+    """The structured facts the copy templates may state; all derived from the table's numbers.
+
+    Unknown is not zero: a sub-score missing on either side is listed in ``unknown`` and never in
+    leads or ties; when the Ranks cannot be compared (``ranked`` false) nobody leads or ties.
+    """
+    ranked = ranks_comparable(a, b)
+    if not ranked or a.rank == b.rank:
         first, second, leader = a, b, None
-    elif a.rank > b.rank:
+    elif (a.rank or 0) > (b.rank or 0):
         first, second, leader = a, b, a.slug
     else:
         first, second, leader = b, a, b.slug
-    first_leads = [
-        Lead(LABELS[n], first.subscores[n], second.subscores[n])
-        for n in SUBSCORES
-        if first.subscores[n] > second.subscores[n]
-    ]
-    second_leads = [
-        Lead(LABELS[n], second.subscores[n], first.subscores[n])
-        for n in SUBSCORES
-        if second.subscores[n] > first.subscores[n]
-    ]
     ties = [
-        Lead(LABELS[n], a.subscores[n], b.subscores[n])
+        Lead(LABELS[n], va, va)
         for n in SUBSCORES
-        if a.subscores[n] == b.subscores[n]
+        if (va := a.subscores[n]) is not None and va == b.subscores[n]
     ]
+    unknown = [LABELS[n] for n in SUBSCORES if a.subscores[n] is None or b.subscores[n] is None]
     return {
         "a": a,
         "b": b,
         "first": first,
         "second": second,
         "leader": leader,
-        "tie": leader is None,
-        "first_leads": first_leads,
-        "second_leads": second_leads,
+        "ranked": ranked,
+        "tie": ranked and leader is None,
+        "first_leads": _leads(first, second),
+        "second_leads": _leads(second, first),
         "ties": ties,
+        "unknown": unknown,
         "free_tier": [s for s in (first, second) if s.free_tier is True],
         "no_free_tier": [s for s in (first, second) if s.free_tier is False],
         "priced": [s for s in (first, second) if s.price_text != MISSING],
@@ -77,6 +91,7 @@ class Copywriter:
         )
         self.env.filters["scorelist"] = _scorelist
         self.env.filters["andlist"] = _andlist
+        self.env.filters["out_of"] = out_of
         self.summary = self.env.get_template("summary.txt.j2")
         self.basis = self.env.get_template("basis.txt.j2")
         self.verdict = self.env.get_template("verdict.txt.j2")

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from decomposer.catalog.catalogue import Sourced
+from decomposer.catalog.catalogue import STALE_AFTER_DAYS, Sourced
 from decomposer.catalog.score import ScoreCard, Weights
 from decomposer.core.vocab import CAPABILITIES_PER_SIDE
 
@@ -31,8 +31,10 @@ class ScorePart(_Model):
 
 
 class SubScoreView(_Model):
-    value: int
-    exact: float
+    """``value`` is null when the inputs are missing; ``how`` then gives the reason."""
+
+    value: int | None
+    exact: float | None
     how: str
     parts: list[ScorePart]
 
@@ -40,8 +42,9 @@ class SubScoreView(_Model):
 class ScoresView(_Model):
     """A default-weight score card (``ScoreCard.as_json``): Rank and the five sub-scores."""
 
-    rank: int
+    rank: int | None
     rank_how: str
+    coverage: int = 100
     adoption: SubScoreView
     quality: SubScoreView
     ecosystem: SubScoreView
@@ -59,6 +62,8 @@ class SourcedView(_Model):
     value: Any
     source: str
     quote: str | None
+    origin: str | None = None
+    checked_on: date | None = None
 
     @classmethod
     def of(cls, item: Sourced | None) -> SourcedView | None:
@@ -70,6 +75,19 @@ class EvidenceView(_Model):
     document: str | None
     source: str | None
     grounded: bool
+    fetched_on: date | None = None
+    """When the document's current content was fetched; None when unknown."""
+    stale: bool = False
+    """Fetched longer ago than ``Options.stale_after_days`` (or undated)."""
+
+
+class SourceNote(_Model):
+    """Where a group of a tool's price values comes from and when it was last checked."""
+
+    fields: list[str]
+    source: str
+    checked_on: date | None
+    stale: bool
 
 
 class CapabilityView(_Model):
@@ -96,8 +114,11 @@ class ToolSide(_Model):
     pricing_text: str
     price_text: str
     free_tier: bool | None
-    rank: int
-    subscores: dict[str, int]
+    rank: int | None
+    rank_coverage: int = 100
+    """Percent of the total weight carried by the known sub-scores Rank is computed from."""
+    subscores: dict[str, int | None]
+    """None (JSON null) where the inputs are missing: shown as "—", never compared."""
     scores: dict[str, Any]
     """``ScoreCard.as_json``: the same shape as ``ScoresView``, kept loose for hand-built sides."""
     capabilities_count: int
@@ -108,6 +129,8 @@ class ToolSide(_Model):
     capabilities: list[CapabilityView]
     shown: int
     more: int
+    sources: list[SourceNote] = Field(default_factory=list)
+    """Provenance of Pricing, Starting Price and free tier, with their "checked on" dates."""
 
 
 class Row(_Model):
@@ -140,6 +163,8 @@ class Verdict(_Model):
     leader: str | None
     leads: dict[str, list[str]]
     ties: list[str]
+    not_enough_data: list[str] = Field(default_factory=list)
+    """Sub-scores unknown on either side: no lead or tie is claimed on them."""
     text: str
 
 
@@ -150,6 +175,8 @@ class Options(_Model):
     include_unreviewed: bool = False
     weights: dict[str, float] = Field(default_factory=lambda: Weights().as_dict())
     as_of: date
+    stale_after_days: int = Field(default=STALE_AFTER_DAYS, ge=0)
+    """Values and documents checked longer ago than this (before ``as_of``) are flagged."""
 
     @field_validator("as_of")
     @classmethod
