@@ -156,3 +156,30 @@ def test_help_is_a_dialog_and_footer_lists_each_pages_keys(client, ids):  # noqa
     tool = client.get("/tools/acmedb").text
     footer = re.search(r"<footer[^>]*>(.*?)</footer>", tool, re.S).group(1)
     assert "<kbd>a</kbd>" not in footer and "<kbd>?</kbd>" in footer
+
+
+def test_evidence_context_is_rendered_from_markdown_safely():
+    from decomposer.web.markdown import render_context, render_markdown
+
+    html = str(
+        render_context(
+            "# Title\n\nSome **bold** <script>alert(1)</script> [x](javascript:alert(1)) and ",
+            "the <b>quote</b>",
+            ' after <img src=x onerror="alert(1)"> [ok](https://a.example)\n\n- item',
+        )
+    )
+    assert "<h3>Title</h3>" in html and "<strong>bold</strong>" in html
+    assert "<mark>the &lt;b&gt;quote&lt;/b&gt;</mark>" in html
+    assert "<script" not in html and 'href="javascript' not in html and "<img" not in html
+    assert '<a href="https://a.example" rel="noopener noreferrer">ok</a>' in html
+    assert "<li>item</li>" in html
+    assert str(render_markdown("\ue000*a*\ue001")) == "<p><em>a</em></p>\n"
+
+
+def test_capability_page_renders_evidence_markdown(client, ids):  # noqa: F811
+    login(client)
+    page = client.get(f"/capabilities/{ids['Synchronous replication']}").text
+    context = re.search(r"<blockquote class=\"md\" data-context>(.*?)</blockquote>", page, re.S)
+    assert context is not None
+    assert "<h3>Replication</h3>" in context.group(1) and "## " not in context.group(1)
+    assert "<mark>" in context.group(1)

@@ -21,6 +21,7 @@ from decomposer.store import Store
 from decomposer.views import review as views
 from decomposer.views.review import PAGE_SIZES, format_fact, queue_filter
 from decomposer.views.tools import tool_detail
+from decomposer.web.markdown import render_context
 from decomposer.web.security import (
     HERE,
     LoginRequired,
@@ -320,3 +321,4 @@ def pop_flash(request: Request) -> str | None:
 
 env.globals["pop_flash"] = pop_flash
 env.filters["fact"] = format_fact
+env.globals["evidence_html"] = render_context
