@@ -183,3 +183,87 @@ def test_capability_page_renders_evidence_markdown(client, ids):  # noqa: F811
     assert context is not None
     assert "<h3>Replication</h3>" in context.group(1) and "## " not in context.group(1)
     assert "<mark>" in context.group(1)
+
+
+def _other_tool(cli, store) -> None:
+    from test_web_support import add_capabilities
+
+    assert cli("tool", "add", "Other DB", "--type", "API")[0] == 0
+    add_capabilities(store, 1, slug="other-db")
+    from sqlalchemy import update
+
+    from decomposer.store.models import Capability
+
+    with store.transaction() as s:
+        s.execute(
+            update(Capability)
+            .where(Capability.id == "cap_extra00")
+            .values(name="Continuous backups", description="Point-in-time restore of backups.")
+        )
+
+
+def test_search_page_ranks_capabilities_across_tools(cli, client, ids, store):  # noqa: F811
+    _other_tool(cli, store)
+    login(client)
+    page = client.get("/search", params={"q": "point-in-time recovery"})
+    assert page.status_code == 200
+    names = re.findall(r"<strong>([^<]+)</strong>", page.text)
+    assert names[:2] == ["Point-in-time recovery", "Continuous backups"]
+    assert "lexical" in page.text and "data-search" in page.text
+    api = client.get("/api/search", params={"q": "point-in-time recovery", "k": 1}).json()
+    assert [h["name"] for h in api["hits"]] == ["Point-in-time recovery"]
+    assert api["hits"][0]["tool"] == "acmedb" and api["hits"][0]["graph_queries"] == 0
+    # alternatives to acmedb: only other tools' capabilities
+    alt = client.get("/api/search", params={"like": "acmedb"}).json()
+    assert [h["tool"] for h in alt["hits"]] == ["other-db"]
+    assert client.get("/search", params={"like": "nope"}).status_code == 400
+    assert "No capability shares a word" in client.get("/search", params={"q": "zzzz"}).text
+    assert "Type what you need" in client.get("/search").text
+
+
+def test_search_link_from_tool_page_and_comparison_works(cli, client, ids, store):  # noqa: F811
+    _other_tool(cli, store)
+    login(client)
+    tool = client.get("/tools/acmedb").text
+    href = re.search(r'href="([^"]+)">Search the match graph for alternatives', tool).group(1)
+    assert client.get(href.replace("&amp;", "&")).status_code == 200
+    assert "allow-top-navigation-by-user-activation" in tool
+    preview = client.get("/compare/acmedb/other-db").text
+    link = re.search(r'<p class="search"><a href="([^"]+)" target="_top">Need something', preview)
+    assert link is not None and link.group(1) == "/search?like=acmedb"
+    assert "Continuous backups" in client.get(link.group(1)).text
+
+
+def test_search_loads_no_model_sdk(settings, ids):  # noqa: F811
+    """The search page loads the matcher, but never a provider SDK."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import sys, warnings
+        warnings.simplefilter("ignore")
+        from decomposer.core.config import Settings
+        from decomposer.web import UISettings, create_app
+        from fastapi.testclient import TestClient
+
+        c = TestClient(create_app(Settings.from_env(), UISettings(secret="s" * 32)),
+                       base_url="http://127.0.0.1")
+        csrf = c.get("/api/session").json()["csrf_token"]
+        c.post("/api/login", json={"name": "alice"}, headers={"X-CSRF-Token": csrf})
+        assert c.get("/search?q=recovery").status_code == 200
+        assert "decomposer.matching.align" in sys.modules
+        print(sorted(m for m in sys.modules if m.startswith(("instructor", "openai", "mistralai"))))
+        """
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DECOMPOSER_HOME": str(settings.home),
+        "DECOMPOSER_DATABASE_URL": settings.database_url,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -23,6 +23,7 @@ from decomposer.review.queries import EventView, history
 from decomposer.store import Store
 from decomposer.views import review as views
 from decomposer.views.review import CapabilityDetail, QueueItem, ToolOverview, queue_filter
+from decomposer.views.search import SearchResult
 from decomposer.views.tools import ToolPage, tool_detail
 from decomposer.web.security import (
     api_user,
@@ -203,3 +204,14 @@ def comparison(request: Request, a: str, b: str, include_unreviewed: bool = Fals
 
     with _store(request).transaction() as session:
         return default_comparison(session, a, b, utcnow().date(), include_unreviewed)
+
+
+@router.get("/search")
+def search(request: Request, q: str = "", like: str | None = None, k: int = 20) -> SearchResult:
+    """Capabilities across tools ranked against ``q`` (lexically), or the alternatives to the
+    tool ``like``; each hit says how many stored queries the match graph sends to it."""
+    api_user(request)
+    from decomposer.views.search import search as run_search  # loads the matcher
+
+    with _store(request).transaction() as session:
+        return run_search(session, q, like or None, k)

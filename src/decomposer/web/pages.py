@@ -3,6 +3,7 @@ tool page with scores and a comparison preview."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -302,6 +303,18 @@ def tool_page(request: Request, slug: str, vs: str | None = None) -> HTMLRespons
     return render(request, "tool.html", tool=tool, pending=PENDING, keys=LIST_KEYS)
 
 
+@router.get("/search")
+def search_page(request: Request, q: str = "", like: str | None = None) -> HTMLResponse:
+    """Capabilities across tools closest to a query, or the alternatives to a tool."""
+    current_user(request)
+    from decomposer.views.search import search  # loads the matcher (numpy, scipy)
+
+    with _store(request).transaction() as session:
+        result = search(session, q, like or None)
+        tools = views.tools_overview(session)
+    return render(request, "search.html", result=result, tools=tools, keys=LIST_KEYS)
+
+
 @router.get("/compare/{a}/{b}")
 def compare_page(request: Request, a: str, b: str, drafts: bool = True) -> HTMLResponse:
     """The comparison page as the renderer writes it (its own escaping), for the preview."""
@@ -311,7 +324,21 @@ def compare_page(request: Request, a: str, b: str, drafts: bool = True) -> HTMLR
 
     with _store(request).transaction() as session:
         comparison = default_comparison(session, a, b, utcnow().date(), drafts)
-    return HTMLResponse(Renderer().render(comparison, "html"))
+    return HTMLResponse(link_search(Renderer().render(comparison, "html"), a))
+
+
+SEARCH_LINE = re.compile(r'<p class="search">(.*?)</p>', re.S)
+
+
+def link_search(html: str, a: str) -> str:
+    """Served from the app, the page's "Search the match graph for alternatives" line links
+    to the search page (a published page has no server to search, so it stays text there)."""
+    href = "/search?" + urlencode([("like", a)])
+    return SEARCH_LINE.sub(
+        lambda m: f'<p class="search"><a href="{href}" target="_top">{m.group(1)}</a></p>',
+        html,
+        count=1,
+    )
 
 
 def pop_flash(request: Request) -> str | None:
