@@ -173,11 +173,13 @@ def test_bulk_approve_help_and_keys_in_the_browser(ids, settings, server, page):
     assert dialog.is_visible() and dialog.evaluate("d => d.open && d.matches(':modal')")
     assert "tick the selected capability" in dialog.inner_text()
     page.keyboard.press("Escape")
-    assert not dialog.is_visible()
+    dialog.wait_for(state="hidden")  # Chromium closes it in a task after the key event
     # j/x tick the first, j/j/x the third (k/p go back), a asks to confirm
     for key in ("j", "x", "j", "j", "k", "p", "j", "j", "x"):
         page.keyboard.press(key)
-    assert page.locator("[data-tick]:checked").count() == 2
+    assert page.locator("[data-tick]:checked").count() == 2, page.evaluate(
+        "[...document.querySelectorAll('[data-tick]')].map(b => b.checked)"
+    )
     page.keyboard.press("a")
     page.wait_for_url(server + "/bulk")
     assert "Approve 2 capabilities?" in page.inner_text("h1")
@@ -197,11 +199,17 @@ def test_bulk_approve_help_and_keys_in_the_browser(ids, settings, server, page):
     page.click("text=Cancel")
     page.wait_for_url(server + "/")
     assert cap_row(settings, sync)[0].status == "proposed"
+    # e on the queue opens the selected capability's edit form
+    page.keyboard.press("j")
+    page.keyboard.press("e")
+    page.wait_for_url(f"{server}/capabilities/{sync}#edit")
+    assert page.locator("details#edit").evaluate("d => d.open")
     # on a capability page k/p go to the previous pending one, j/n to the next
     page.goto(f"{server}/capabilities/{sync}")
     page.keyboard.press("?")
     assert "previous pending capability" in page.inner_text("dialog#help")
     page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden")
     footer = page.inner_text("footer")
     assert "k" in footer and "p" in footer
 
@@ -254,6 +262,7 @@ def test_pages_have_no_level_a_accessibility_violations(ids, server):
         page.keyboard.press("?")
         found["help dialog"] = _axe(page)
         page.keyboard.press("Escape")
+        page.locator("dialog#help").wait_for(state="hidden")
         page.check("[data-select-all]")
         page.click("[data-bulk-action=approve]")
         page.wait_for_url(server + "/bulk")

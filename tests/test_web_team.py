@@ -128,6 +128,8 @@ def test_bulk_approve_needs_a_confirm_and_is_all_or_nothing(client, ids, setting
     assert "approved 2 capabilities" in client.get("/?status=all").text
     r = client.post("/bulk", data={**data, "action": "nuke"})
     assert r.status_code == 400
+    r = client.post("/bulk", data={**data, "item": []})
+    assert r.status_code == 400 and "tick at least one" in r.text
 
 
 def test_bulk_api_with_csrf(client, ids, settings):  # noqa: F811

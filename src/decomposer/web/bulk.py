@@ -102,6 +102,8 @@ async def bulk_form(request: Request) -> Response:
     items = parse_items([v for v in form.getlist("item") if isinstance(v, str)])
     if action not in BULK_ACTIONS:
         raise InputError(f"bulk action must be approve or reject, not {action!r}")
+    if not items:
+        raise InputError("tick at least one capability")
     if _str(form.get("confirm")) != "yes":
         return _confirm(request, action, items, back, note, problem=None)
     store: Store = request.app.state.store

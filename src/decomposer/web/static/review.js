@@ -4,7 +4,9 @@
   "use strict";
   function typing(e) {
     var t = e.target;
-    return t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT|BUTTON)$/.test(t.tagName));
+    if (!t) return false;
+    if (t.tagName === "INPUT" && /^(checkbox|radio|submit|button)$/.test(t.type)) return false;
+    return t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName);
   }
   function go(link) {
     if (link) { window.location.href = link.href; return true; }
@@ -43,7 +45,10 @@
   function bulkAction(action) {
     if (!bulk) return false;
     var ticked = bulk.querySelectorAll("[data-tick]:checked");
-    if (!ticked.length && index >= 0) items[index].querySelector("[data-tick]").checked = true;
+    if (!ticked.length) {
+      if (index < 0) return false;
+      items[index].querySelector("[data-tick]").checked = true;
+    }
     var button = bulk.querySelector('[data-bulk-action="' + action + '"]');
     if (bulk.requestSubmit) bulk.requestSubmit(button); else button.click();
     return true;
@@ -76,7 +81,12 @@
   function onList(key) {
     if (key === "j" || key === "n") { select(index + 1); return true; }
     if (key === "k" || key === "p") { select(index - 1); return true; }
-    if (key === "Enter" && index >= 0) return go(items[index].querySelector("a"));
+    if (key === "Enter") {
+      // a focused link, button or checkbox keeps its own Enter
+      var active = document.activeElement;
+      if (index < 0 || (active && /^(A|BUTTON|INPUT)$/.test(active.tagName))) return false;
+      return go(items[index].querySelector("a"));
+    }
     if (!bulk) return false;
     if (key === "x" && index >= 0) {
       var box = items[index].querySelector("[data-tick]");
