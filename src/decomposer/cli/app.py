@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from decomposer.cli import batch, extract, interactive, match, pages, review, tools
+from decomposer.cli import batch, extract, interactive, match, pages, review, token, tools
 from decomposer.cli.common import Env
 from decomposer.core.config import Settings
 from decomposer.core.errors import DecomposerError
@@ -77,6 +77,7 @@ for _name, _command in TOOL_COMMANDS:
 app.add_typer(tool_app, name="tool")
 batch.register(app)
 match.register(app)
+token.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,6 +6,10 @@ the API's response models, so ``/docs`` shows the shapes the pages use.
 
 from __future__ import annotations
 
+import math
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -94,6 +98,7 @@ class CapabilityDetail(_Frozen):
     open_proposal: OpenProposal | None
     history: list[EventView]
     next_id: str | None
+    prev_id: str | None = None
 
 
 class Mark(_Frozen):
@@ -125,8 +130,18 @@ def tools_overview(session: Session) -> list[ToolOverview]:
     ]
 
 
-def queue_filter(tool: str | None, status: str, category: str | None, ungrounded: bool) -> Filter:
-    """The queue's URL parameters as a filter; ``status`` may also be pending, changed or all."""
+def queue_filter(
+    tool: str | None,
+    status: str,
+    category: str | None,
+    ungrounded: bool,
+    evidence: str | None = None,
+) -> Filter:
+    """The queue's URL parameters as a filter; ``status`` may also be pending, changed or all.
+
+    ``evidence`` (``found``/``missing``) is the only provenance the read model has: whether the
+    capability's quotes were found in its documents.
+    """
     f = Filter(tool=tool)
     if status == "pending":
         f.pending = True
@@ -140,9 +155,89 @@ def queue_filter(tool: str | None, status: str, category: str | None, ungrounded
         if category not in CATEGORIES:
             raise InputError(f"unknown category {category!r}")
         f.category = category
-    if ungrounded:
+    if ungrounded or evidence == "missing":
         f.grounded = False
+    elif evidence == "found":
+        f.grounded = True
+    elif evidence:
+        raise InputError(f"unknown evidence filter {evidence!r}", hint="use found or missing")
     return f
+
+
+CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+PAGE_SIZES = (25, 50, 100, 200)
+"""The page sizes the queue page offers."""
+MAX_PAGE = 1000
+
+
+class QueuePage(_Frozen):
+    """One page of the queue: its items, the total matching and where this page is."""
+
+    items: list[QueueItem]
+    total: int
+    page: int
+    pages: int
+    per_page: int
+
+
+def _matches(item: QueueItem, words: list[str]) -> bool:
+    text = " ".join((item.id, item.name, item.description, item.unique, item.tool)).lower()
+    return all(w in text for w in words)
+
+
+def queue_page(
+    session: Session, f: Filter, search: str = "", page: int = 1, per_page: int | None = 50
+) -> QueuePage:
+    """The queue filtered by ``f`` and by every word of ``search`` (id, name, description,
+    unique line, tool), cut into pages (``None``: one page); past the end shows the last."""
+    if per_page is not None and not 1 <= per_page <= MAX_PAGE:
+        raise InputError(f"per_page must be between 1 and {MAX_PAGE}")
+    words = search.lower().split()
+    items = [i for i in queue(session, f) if _matches(i, words)]
+    per_page = per_page or max(1, len(items))
+    pages = max(1, math.ceil(len(items) / per_page))
+    page = min(max(1, page), pages)
+    start = (page - 1) * per_page
+    return QueuePage(
+        items=items[start : start + per_page],
+        total=len(items),
+        page=page,
+        pages=pages,
+        per_page=per_page,
+    )
+
+
+def format_fact(value: Any) -> str:
+    """A profile or catalogue value for people: prices as ``$0.10 / 1M tokens``, booleans as
+    yes/no, nothing as an em dash (the page showed raw Python values before)."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict) and "amount" in value and "currency" in value:
+        return _price(value)
+    if isinstance(value, list):
+        return ", ".join(format_fact(v) for v in value) or "—"
+    return str(value).replace("_", " ") if isinstance(value, str) else str(value)
+
+
+def _price(value: dict[str, Any]) -> str:
+    """``$0.10 / 1M input tokens``, as the comparison pages write it (``pages.compare`` is not
+    imported: it loads the matcher and the provider registry, which the UI must not)."""
+    try:
+        amount = Decimal(str(value["amount"]))
+    except InvalidOperation:
+        return str(value["amount"])
+    if amount == amount.to_integral_value():
+        number = f"{int(amount):,}"
+    else:
+        exponent = amount.normalize().as_tuple().exponent
+        number = format(amount, f",.{max(2, -exponent if isinstance(exponent, int) else 2)}f")
+    currency = str(value["currency"])
+    symbol = CURRENCY_SYMBOLS.get(currency)
+    text = f"{symbol}{number}" if symbol else f"{number} {currency}"
+    unit = value.get("unit")
+    return f"{text} / {unit}" if unit else text
 
 
 def _is_pending(cap: Capability, proposal: str | None) -> bool:
@@ -197,6 +292,7 @@ def capability_detail(session: Session, cap_id: str) -> CapabilityDetail:
             "open_proposal": opened,
             "history": history(session, cap_id),
             "next_id": next_pending(session, cap),
+            "prev_id": previous_pending(session, cap),
         }
     )
 
@@ -237,6 +333,25 @@ def next_pending(session: Session, cap: Capability) -> str | None:
         if other is not None and (other.category, other.name, other.id) > key:
             return cid
     return ids[0]
+
+
+def previous_pending(session: Session, cap: Capability) -> str | None:
+    """The pending capability of the same tool before ``cap`` in queue order (wrapping)."""
+    tool = session.get(Tool, cap.tool_id)
+    assert tool is not None
+    ids = [c.id for c in select_capabilities(session, Filter(tool=tool.slug, pending=True))]
+    others = [i for i in ids if i != cap.id]
+    if not others:
+        return None
+    if cap.id in ids:
+        return ids[ids.index(cap.id) - 1]
+    key = (cap.category, cap.name, cap.id)
+    before = [
+        cid
+        for cid in others
+        if (c := session.get(Capability, cid)) is not None and (c.category, c.name, c.id) < key
+    ]
+    return before[-1] if before else others[-1]
 
 
 def document_view(session: Session, doc_id: int, cap_id: str | None) -> DocumentView | None:

@@ -1,7 +1,9 @@
 """The JSON API under /api: tools, capabilities, review actions and comparisons.
 
-Log in with ``GET /api/session`` (gives a CSRF token) then ``POST /api/login``; every POST
-needs the token in the ``X-CSRF-Token`` header (403 without). Conflicts answer 409.
+Scripts send ``Authorization: Bearer TOKEN`` (``decomposer token create``) and need nothing else.
+A browser session logs in with ``GET /api/session`` (gives a CSRF token) then ``POST
+/api/login``; its every POST needs the token in the ``X-CSRF-Token`` header (403 without).
+Conflicts answer 409.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from decomposer.review.queries import EventView, history
 from decomposer.store import Store
 from decomposer.views import review as views
 from decomposer.views.review import CapabilityDetail, QueueItem, ToolOverview, queue_filter
+from decomposer.views.search import SearchResult
 from decomposer.views.tools import ToolPage, tool_detail
 from decomposer.web.security import (
+    api_user,
     check_login,
     csrf_ok,
     csrf_token,
-    current_user,
     forbidden_json,
     reviewer,
 )
@@ -101,7 +104,7 @@ def logout(request: Request, x_csrf_token: str | None = CsrfHeader) -> Response:
 @router.get("/tools")
 def tools(request: Request) -> list[ToolOverview]:
     """Every tool with document and capability counts (per status, pending, changed)."""
-    current_user(request)
+    api_user(request)
     with _store(request).transaction() as session:
         return views.tools_overview(session)
 
@@ -109,7 +112,7 @@ def tools(request: Request) -> list[ToolOverview]:
 @router.get("/tools/{slug}")
 def tool(request: Request, slug: str) -> ToolPage:
     """A tool's profile, capability counts and scores."""
-    current_user(request)
+    api_user(request)
     with _store(request).transaction() as session:
         return tool_detail(session, slug, utcnow().date()).page()
 
@@ -117,22 +120,32 @@ def tool(request: Request, slug: str) -> ToolPage:
 @router.get("/capabilities")
 def capabilities(
     request: Request,
+    response: Response,
     tool: str | None = None,
     status: str = "pending",
     category: str | None = None,
     ungrounded: bool = False,
+    evidence: str | None = None,
+    q: str = "",
+    page: int = 1,
+    per_page: int | None = None,
 ) -> list[QueueItem]:
-    """Capabilities by filter; ``status`` is a status, ``pending``, ``changed`` or ``all``."""
-    current_user(request)
-    f = queue_filter(tool, status, category, ungrounded)
+    """Capabilities by filter; ``status`` is a status, ``pending``, ``changed`` or ``all``;
+    ``evidence`` is ``found`` or ``missing``; ``q`` searches id, name, description and tool.
+    With ``per_page`` one page (``X-Total-Count`` and ``X-Pages`` headers say how many)."""
+    api_user(request)
+    f = queue_filter(tool, status, category, ungrounded, evidence)
     with _store(request).transaction() as session:
-        return views.queue(session, f)
+        result = views.queue_page(session, f, q, page, per_page)
+    response.headers["X-Total-Count"] = str(result.total)
+    response.headers["X-Pages"] = str(result.pages)
+    return result.items
 
 
 @router.get("/capabilities/{cap_id}")
 def capability(request: Request, cap_id: str) -> CapabilityDetail:
     """One capability with evidence in context, its open proposal (diff) and history."""
-    current_user(request)
+    api_user(request)
     with _store(request).transaction() as session:
         return views.capability_detail(session, cap_id)
 
@@ -140,7 +153,7 @@ def capability(request: Request, cap_id: str) -> CapabilityDetail:
 @router.get("/capabilities/{cap_id}/history")
 def capability_history(request: Request, cap_id: str) -> list[EventView]:
     """Every change to the capability, oldest first."""
-    current_user(request)
+    api_user(request)
     with _store(request).transaction() as session:
         return history(session, cap_id)
 
@@ -154,9 +167,9 @@ def review(
     request: Request, cap_id: str, body: ReviewRequest, x_csrf_token: str | None = CsrfHeader
 ) -> Any:
     """Approve, reject, edit or keep (dismiss a re-extraction change) one capability."""
-    if not csrf_ok(request, x_csrf_token):
+    who, by_token = api_user(request)
+    if not by_token and not csrf_ok(request, x_csrf_token):
         return forbidden_json("missing or invalid X-CSRF-Token")
-    who = current_user(request)
     store = _store(request)
     try:
         outcome = submit(
@@ -186,8 +199,19 @@ def review(
 @router.get("/comparisons/{a}/{b}")
 def comparison(request: Request, a: str, b: str, include_unreviewed: bool = False) -> Comparison:
     """The "A vs B" comparison as JSON, as `decomposer compare A B --format json` writes it."""
-    current_user(request)
+    api_user(request)
     from decomposer.views.comparisons import default_comparison  # loads the comparator
 
     with _store(request).transaction() as session:
         return default_comparison(session, a, b, utcnow().date(), include_unreviewed)
+
+
+@router.get("/search")
+def search(request: Request, q: str = "", like: str | None = None, k: int = 20) -> SearchResult:
+    """Capabilities across tools ranked against ``q`` (lexically), or the alternatives to the
+    tool ``like``; each hit says how many stored queries the match graph sends to it."""
+    api_user(request)
+    from decomposer.views.search import search as run_search  # loads the matcher
+
+    with _store(request).transaction() as session:
+        return run_search(session, q, like or None, k)

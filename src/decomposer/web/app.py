@@ -19,6 +19,8 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from decomposer.core.config import Settings
 from decomposer.store import Store, open_store
 from decomposer.web.api import router as api_router
+from decomposer.web.bulk import api as bulk_api
+from decomposer.web.bulk import router as bulk_router
 from decomposer.web.pages import install_handlers
 from decomposer.web.pages import router as pages_router
 from decomposer.web.security import HERE, SESSION_HOURS, UISettings
@@ -41,8 +43,9 @@ def create_app(
     app = FastAPIOffline(
         static_url="/static-docs",
         title="decomposer review API",
-        description="Tools, capabilities, review actions and comparisons. Mutations need the "
-        "session's CSRF token in X-CSRF-Token (GET /api/session gives it).",
+        description="Tools, capabilities, review actions and comparisons. Scripts send "
+        "`Authorization: Bearer TOKEN` (`decomposer token create`); a browser session's "
+        "mutations need its CSRF token in X-CSRF-Token (GET /api/session gives it).",
         version="1",
         lifespan=lifespan,
     )
@@ -50,8 +53,10 @@ def create_app(
     app.state.settings = settings
     app.state.ui = ui
 
+    app.include_router(bulk_api)  # before /api/capabilities/{cap_id}
     app.include_router(api_router)
     app.include_router(pages_router)
+    app.include_router(bulk_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     install_handlers(app)
 

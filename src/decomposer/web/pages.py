@@ -3,6 +3,7 @@ tool page with scores and a comparison preview."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -19,11 +20,13 @@ from decomposer.review.actions import FIELDS, submit
 from decomposer.review.queries import get_capability
 from decomposer.store import Store
 from decomposer.views import review as views
-from decomposer.views.review import queue_filter
+from decomposer.views.review import PAGE_SIZES, format_fact, queue_filter
 from decomposer.views.tools import tool_detail
+from decomposer.web.markdown import render_context
 from decomposer.web.security import (
     HERE,
     LoginRequired,
+    TokenRejected,
     check_login,
     csrf_ok,
     csrf_token,
@@ -41,6 +44,35 @@ env = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+QUEUE_KEYS = (
+    ("j / n", "select the next capability"),
+    ("k / p", "select the previous capability"),
+    ("Enter", "open the selected capability"),
+    ("x", "tick the selected capability for a bulk action"),
+    ("a", "approve the ticked capabilities (asks to confirm)"),
+    ("r", "reject the ticked capabilities (asks to confirm)"),
+    ("e", "edit the selected capability"),
+    ("/", "search"),
+    ("?", "this help"),
+)
+CAPABILITY_KEYS = (
+    ("a", "approve"),
+    ("r", "reject (type a reason first, then Enter)"),
+    ("e", "edit"),
+    ("j / n", "next pending capability of this tool"),
+    ("k / p", "previous pending capability of this tool"),
+    ("/", "search"),
+    ("?", "this help"),
+)
+LIST_KEYS = (
+    ("j / n", "select the next item"),
+    ("k / p", "select the previous item"),
+    ("Enter", "open the selected item"),
+    ("/", "search"),
+    ("?", "this help"),
+)
+PLAIN_KEYS = (("/", "search"), ("?", "this help"))
+"""The keys each page handles (static/review.js); the footer and the help overlay list them."""
 ACTION_LABELS = {"approve": "approved", "reject": "rejected", "edit": "edited", "keep": "kept"}
 
 
@@ -56,7 +88,7 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
         user=reviewer(request),
         csrf=csrf_token(request),
         fields=FIELDS,
-        **context,
+        **{"keys": PLAIN_KEYS, **context},
     )
     return HTMLResponse(html, status_code=status_code)
 
@@ -68,6 +100,12 @@ def install_handlers(app: FastAPI) -> None:
             return JSONResponse({"detail": "log in first (POST /api/login)"}, status_code=401)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return redirect("/login?" + urlencode({"next": target}))
+
+    @app.exception_handler(TokenRejected)
+    async def _token(_request: Request, exc: TokenRejected) -> Response:
+        return JSONResponse(
+            {"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+        )
 
     @app.exception_handler(DecomposerError)
     async def _error(request: Request, exc: DecomposerError) -> Response:
@@ -139,25 +177,39 @@ def queue_page(
     status: str = "pending",
     category: str | None = None,
     ungrounded: bool = False,
+    evidence: str | None = None,
+    q: str = "",
+    page: int = 1,
+    per_page: int = 50,
 ) -> HTMLResponse:
     current_user(request)
-    f = queue_filter(tool or None, status, category or None, ungrounded)
+    f = queue_filter(tool or None, status, category or None, ungrounded, evidence or None)
     with _store(request).transaction() as session:
-        items = views.queue(session, f)
+        result = views.queue_page(session, f, q, page, per_page)
         tools = views.tools_overview(session)
+    selected = {
+        "tool": tool or "",
+        "status": status,
+        "category": category or "",
+        "evidence": evidence or ("missing" if ungrounded else ""),
+        "q": q,
+        "per_page": per_page,
+    }
     return render(
         request,
         "queue.html",
-        items=items,
+        result=result,
+        items=result.items,
         tools=tools,
         statuses=("pending", "changed", *STATUSES, "all"),
         categories=CATEGORIES,
-        selected={
-            "tool": tool or "",
-            "status": status,
-            "category": category or "",
-            "ungrounded": ungrounded,
-        },
+        page_sizes=PAGE_SIZES,
+        selected=selected,
+        page_url=lambda n: (
+            "/?" + urlencode({**{k: v for k, v in selected.items() if v}, "page": n})
+        ),
+        here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        keys=QUEUE_KEYS,
     )
 
 
@@ -166,7 +218,14 @@ def capability_page(request: Request, cap_id: str) -> HTMLResponse:
     current_user(request)
     with _store(request).transaction() as session:
         cap = views.capability_detail(session, cap_id)
-    return render(request, "capability.html", cap=cap, categories=CATEGORIES, problem=None)
+    return render(
+        request,
+        "capability.html",
+        cap=cap,
+        categories=CATEGORIES,
+        problem=None,
+        keys=CAPABILITY_KEYS,
+    )
 
 
 @router.post("/capabilities/{cap_id}/review")
@@ -208,6 +267,7 @@ async def review_form(request: Request, cap_id: str) -> Response:
             status_code=status,
             cap=cap,
             categories=CATEGORIES,
+            keys=CAPABILITY_KEYS,
             problem={
                 "conflict": isinstance(exc, ConflictError),
                 "message": str(exc),
@@ -240,7 +300,19 @@ def tool_page(request: Request, slug: str, vs: str | None = None) -> HTMLRespons
     current_user(request)
     with _store(request).transaction() as session:
         tool = tool_detail(session, slug, utcnow().date()).page(vs)
-    return render(request, "tool.html", tool=tool, pending=PENDING)
+    return render(request, "tool.html", tool=tool, pending=PENDING, keys=LIST_KEYS)
+
+
+@router.get("/search")
+def search_page(request: Request, q: str = "", like: str | None = None) -> HTMLResponse:
+    """Capabilities across tools closest to a query, or the alternatives to a tool."""
+    current_user(request)
+    from decomposer.views.search import search  # loads the matcher (numpy, scipy)
+
+    with _store(request).transaction() as session:
+        result = search(session, q, like or None)
+        tools = views.tools_overview(session)
+    return render(request, "search.html", result=result, tools=tools, keys=LIST_KEYS)
 
 
 @router.get("/compare/{a}/{b}")
@@ -252,7 +324,21 @@ def compare_page(request: Request, a: str, b: str, drafts: bool = True) -> HTMLR
 
     with _store(request).transaction() as session:
         comparison = default_comparison(session, a, b, utcnow().date(), drafts)
-    return HTMLResponse(Renderer().render(comparison, "html"))
+    return HTMLResponse(link_search(Renderer().render(comparison, "html"), a))
+
+
+SEARCH_LINE = re.compile(r'<p class="search">(.*?)</p>', re.S)
+
+
+def link_search(html: str, a: str) -> str:
+    """Served from the app, the page's "Search the match graph for alternatives" line links
+    to the search page (a published page has no server to search, so it stays text there)."""
+    href = "/search?" + urlencode([("like", a)])
+    return SEARCH_LINE.sub(
+        lambda m: f'<p class="search"><a href="{href}" target="_top">{m.group(1)}</a></p>',
+        html,
+        count=1,
+    )
 
 
 def pop_flash(request: Request) -> str | None:
@@ -261,3 +347,5 @@ def pop_flash(request: Request) -> str | None:
 
 
 env.globals["pop_flash"] = pop_flash
+env.filters["fact"] = format_fact
+env.globals["evidence_html"] = render_context

@@ -9,7 +9,10 @@ Security model (see docs/review.md):
 - every state-changing request (forms and JSON) needs the session's CSRF token, in the
   ``csrf_token`` form field or the ``X-CSRF-Token`` header, else 403;
 - all content is escaped by Jinja2's autoescape; pages send a strict Content-Security-Policy
-  (``web.app``).
+  (``web.app``);
+- scripts use the JSON API with ``Authorization: Bearer TOKEN`` (``decomposer token create``)
+  and need no CSRF token: a browser never attaches that header by itself, so a cross-site page
+  cannot forge it. A revoked or unknown token gets 401.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from pathlib import Path
 from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from decomposer.core.clock import utcnow
 from decomposer.core.errors import ConfigError
+from decomposer.store import Store
+from decomposer.store.tokens import verify_token
 
 HERE = Path(__file__).parent
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -58,6 +64,29 @@ def ui_settings(env: Mapping[str, str], host: str) -> UISettings:
 
 class LoginRequired(Exception):
     """Raised by a route that needs a reviewer; pages redirect to /login, the API answers 401."""
+
+
+class TokenRejected(Exception):
+    """A bearer token that is malformed, unknown or revoked: the API answers 401."""
+
+
+def api_user(request: Request) -> tuple[str, bool]:
+    """The actor of an API request and whether it came with a bearer token (then no CSRF).
+
+    A token's actor is ``token:NAME``, so the audit trail says which script acted.
+    """
+    header = request.headers.get("authorization")
+    if header is None:
+        return current_user(request), False
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise TokenRejected("use Authorization: Bearer TOKEN")
+    store: Store = request.app.state.store
+    with store.transaction() as session:
+        info = verify_token(session, secret.strip(), utcnow())
+    if info is None:
+        raise TokenRejected("unknown or revoked API token")
+    return f"token:{info.name}", True
 
 
 def current_user(request: Request) -> str:
