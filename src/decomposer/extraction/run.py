@@ -114,10 +114,11 @@ async def finish_shared_run(
             state = pending.state
         if not any(state[s] for s in (jobs.QUEUED, jobs.RUNNING, jobs.FAILED)):
             return _written_elsewhere(caller.store, run_id, progress)
-        shared = await asyncio.to_thread(jobs.running_inline, caller.store, run_id)
-        if not state[jobs.QUEUED] and not shared:
-            raise RunNotFinished(run_id, state)
         if not state[jobs.QUEUED]:
+            if not await asyncio.to_thread(jobs.running_inline, caller.store, run_id):
+                if state[jobs.FAILED]:
+                    raise RunNotFinished(run_id, state)
+                continue  # the job another process ran finished since: finalize again
             await caller.sleep(SHARED_POLL_S)
         more = await execute_jobs(caller, run_id)
         progress = _merged(progress, more)
