@@ -1,5 +1,5 @@
 """The ``decomposer`` command: the root that registers every sub-CLI, and ``main``, which turns
-errors into one line and exit 1.
+a usage error into one line and exit 2, any other error into one line and exit 1.
 
 The root imports its sub-CLIs, never the other way round; what they share lives in
 ``decomposer.cli.common``. Command modules import the library inside their commands, so starting
@@ -20,6 +20,8 @@ from decomposer.cli.common import Env
 from decomposer.core.config import Settings
 from decomposer.core.errors import DecomposerError
 
+USAGE = 2
+"""Exit code of a usage error: an unknown command or option, a missing or invalid argument."""
 INTERRUPTED = 130
 """Exit code after Ctrl-C (typer turns KeyboardInterrupt into this code)."""
 
@@ -59,10 +61,24 @@ TOOL_COMMANDS: tuple[tuple[str, Callable[..., Any]], ...] = (
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        sys.stdout.write(f"decomposer {version('decomposer')}\n")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every model call.")] = False,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version; exit."
+        ),
+    ] = False,
 ) -> None:
     """decomposer: ingest docs, extract capabilities, review and compare them."""
     if verbose:
@@ -101,8 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.TyperException as exc:
-        _show_usage_error(exc)
-        return int(exc.exit_code)
+        return _show_usage_error(exc, _command_path(command, argv))
     except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted")
         return INTERRUPTED
@@ -112,15 +127,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _show_usage_error(exc: typer.TyperException) -> None:
-    """A usage error (unknown option, missing argument) as Click prints it: usage, then why."""
-    if not exc.format_message().strip():
-        return  # a group run without a command: its help is already on stdout
-    show = getattr(exc, "show", None)
-    if callable(show):
-        show()
-    else:
-        _fail(exc.format_message())
+def _command_path(command: Any, argv: Sequence[str] | None) -> str:
+    """``decomposer match run`` for ``match run --top-k``: the sub-command names at the front of
+    the arguments (Click's parser errors carry no context to take the path from)."""
+    words = ["decomposer"]
+    for arg in sys.argv[1:] if argv is None else argv:
+        if arg.startswith("-"):
+            continue  # a root flag such as --verbose before the sub-command
+        sub = getattr(command, "commands", {}).get(arg)
+        if sub is None:
+            break
+        words.append(arg)
+        command = sub
+    return " ".join(words)
+
+
+def _show_usage_error(exc: typer.TyperException, path: str) -> int:
+    """A usage error (unknown option, missing argument) as one line: what is wrong, then the
+    command whose ``--help`` explains it. Click's own three-line form hides the cause below the
+    usage line, and scripts reading stderr want one line."""
+    message = " ".join(exc.format_message().split())
+    if not message:
+        return USAGE  # a group run without a command: its help is already on stdout
+    _fail(f"{message} (see '{path} --help')")
+    return USAGE
 
 
 def _fail(message: str) -> None:
