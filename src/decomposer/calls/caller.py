@@ -25,7 +25,7 @@ from decomposer.calls.retry import AttemptsBesidesThrottling, RetryPolicy, hint_
 from decomposer.calls.task import Context, T, Task
 from decomposer.core.clock import Clock, Sleep, utcnow
 from decomposer.core.errors import ProviderError
-from decomposer.providers.base import ProviderConfig, classify, make_client
+from decomposer.providers.base import ProviderConfig, classify, endpoint_of, make_client
 from decomposer.providers.pricing import PriceTable
 from decomposer.store import Store
 
@@ -135,7 +135,11 @@ class ModelCaller(Generic[T]):
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             cost_usd=self.prices.cost(
-                self.cfg.provider, self.cfg.model, usage.input_tokens, usage.output_tokens
+                self.cfg.provider,
+                self.cfg.model,
+                usage.input_tokens,
+                usage.output_tokens,
+                self.cfg.base_url,
             ),
             attempts=usage.attempts,
             latency_ms=usage.latency_ms,
@@ -178,8 +182,8 @@ class ModelCaller(Generic[T]):
             if failure is None:
                 raise
             raise ProviderError(
-                f"{self.cfg.provider} request failed after {usage.attempts} attempt(s): "
-                f"{failure.describe()}",
+                f"{self.cfg.provider} request to {endpoint_of(exc)} failed after "
+                f"{usage.attempts} attempt(s): {failure.describe()}",
                 hint=hint_for(failure.status, self.cfg.model),
             ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")

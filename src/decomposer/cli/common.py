@@ -95,6 +95,11 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def usd(cost: float | None) -> str:
+    """``$0.0123``, or ``unknown`` for a model without a price (never a misleading $0)."""
+    return "unknown" if cost is None else f"${cost:.4f}"
+
+
 def print_changes(
     console: Console, subject: str, groups: Sequence[tuple[str, Sequence[str]]], tail: str = ""
 ) -> None:
@@ -113,7 +118,7 @@ def print_run(report: RunReport) -> None:
     console.print(
         f"[bold]{report.tool}[/]: run {report.run_id} succeeded — {p.chunks} chunks in "
         f"{p.total} requests: {p.calls} calls, {p.cache_hits} cache hits, {p.input_tokens:,} in / "
-        f"{p.output_tokens:,} out tokens, ${p.cost_usd:.4f}"
+        f"{p.output_tokens:,} out tokens, {usd(p.cost_usd)}"
     )
     c = report.changes
     console.print(

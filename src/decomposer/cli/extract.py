@@ -151,7 +151,7 @@ async def _extract(
                     task_for(p.total),
                     completed=p.done,
                     tokens=p.input_tokens + p.output_tokens,
-                    cost=p.cost_usd,
+                    cost=common.usd(p.cost_usd),
                     failed=p.failed,
                 )
 
@@ -180,7 +180,7 @@ def _progress_bar() -> Iterator[tuple[Progress, Callable[[int], Any]]]:
         MofNCompleteColumn(),
         TextColumn(
             "jobs · {task.fields[failed]} failed · {task.fields[tokens]:,} tokens · "
-            "${task.fields[cost]:.4f}"
+            "{task.fields[cost]}"
         ),
         TimeElapsedColumn(),
         TextColumn("· ETA"),
@@ -190,7 +190,7 @@ def _progress_bar() -> Iterator[tuple[Progress, Callable[[int], Any]]]:
 
     def task_for(total: int) -> Any:
         if "t" not in tasks:
-            tasks["t"] = bar.add_task("extract", total=total, tokens=0, cost=0.0, failed=0)
+            tasks["t"] = bar.add_task("extract", total=total, tokens=0, cost="$0.0000", failed=0)
         return tasks["t"]
 
     with bar:
@@ -234,7 +234,7 @@ def runs_cmd(
             str(r["calls"]),
             str(r["cache_hits"]),
             f"{r['input_tokens'] + r['output_tokens']:,}",
-            f"${r['cost_usd']:.4f}",
+            common.usd(r["cost_usd"]),
             str(r["capabilities"]),
         )
     common.out().print(table)

@@ -22,6 +22,7 @@ def list_runs(
             func.sum(LLMCall.input_tokens).label("input_tokens"),
             func.sum(LLMCall.output_tokens).label("output_tokens"),
             func.sum(func.coalesce(LLMCall.cost_usd, 0.0)).label("cost_usd"),
+            func.sum(case((LLMCall.cost_usd.is_(None), 1), else_=0)).label("unpriced"),
         )
         .group_by(LLMCall.run_id)
         .subquery()
@@ -54,7 +55,7 @@ def list_runs(
                 "attempts": int(row.attempts or 0),
                 "input_tokens": int(row.input_tokens or 0),
                 "output_tokens": int(row.output_tokens or 0),
-                "cost_usd": round(float(row.cost_usd or 0.0), 6),
+                "cost_usd": None if row.unpriced else round(float(row.cost_usd or 0.0), 6),
                 "capabilities": run.capabilities,
                 "ungrounded": run.ungrounded,
                 "error": run.error,
