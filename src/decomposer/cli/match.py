@@ -248,6 +248,11 @@ def similar_cmd(
         results = match.similar(
             session, tool, emb, include_unreviewed=include_unreviewed, limit=limit
         )
+        why = None
+        if not results:
+            from decomposer.cli.why import no_similar
+
+            why = no_similar(session, tool, include_unreviewed, f"{emb.thresholds.align:.2f}")
     if as_json:
         common.print_json(
             {
@@ -263,12 +268,13 @@ def similar_cmd(
                     }
                     for r in results
                 ],
+                **({"why": why} if why else {}),
             }
         )
         return
     out = common.out()
-    if not results:
-        out.print(f"{tool}: no other tool shares a capability with it", markup=False)
+    if why:
+        out.print(f"{tool}: no similar tools: {why}", markup=False)
         return
     for r in results:
         out.print(

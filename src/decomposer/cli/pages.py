@@ -309,8 +309,13 @@ def regenerate_cmd(
             formats=formats or FORMATS,
             on_progress=update,
         )
+        why = None
+        if report.pairs == 0 and pairs is None:
+            from decomposer.cli.why import no_pages
+
+            why = no_pages(session, include_unreviewed)
     if as_json:
-        common.print_json(pair_summary(report))
+        common.print_json({**pair_summary(report), **({"why": why} if why else {})})
         return
     out = common.out()
     for pair, reason in report.skipped:
@@ -320,3 +325,5 @@ def regenerate_cmd(
         f"{report.unchanged} unchanged, {len(report.skipped)} pairs skipped",
         markup=False,
     )
+    if why:
+        out.print(f"nothing to write: {why}", markup=False)
