@@ -74,7 +74,7 @@ def test_help_values_match_their_owners():
     from decomposer.cli import choices
     from decomposer.extraction.batch import Backoff
     from decomposer.extraction.jobs import STATES
-    from decomposer.matching.embed import EMBEDDERS
+    from decomposer.matching.embed import EMBEDDERS, LEXICAL_THRESHOLDS
     from decomposer.matching.match import run_match
     from decomposer.pages.compare import Options
     from decomposer.pages.render import FORMATS
@@ -90,6 +90,10 @@ def test_help_values_match_their_owners():
     assert RetryPolicy.attempts == choices.RETRY_ATTEMPTS
     assert Backoff.deadline_s == choices.BATCH_WAIT_S
     assert tuple(EMBEDDERS) == choices.EMBEDDERS
+    assert (LEXICAL_THRESHOLDS.align, LEXICAL_THRESHOLDS.match) == (
+        choices.LEXICAL_ALIGN,
+        choices.LEXICAL_MATCH,
+    )
     assert inspect.signature(run_match).parameters["k"].default == choices.MATCHES_PER_QUERY
     assert Options.model_fields["top_k"].default == choices.CAPABILITIES_PER_SIDE
     assert tuple(FORMATS) == choices.FORMATS

@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(str(exc))
         return 1
     _configure_logging(settings.debug)
-    command = typer.main.get_command(app)
+    command = build()
     try:
         result = command.main(
             args=list(argv) if argv is not None else None,
@@ -125,6 +125,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if code == INTERRUPTED:
         _fail("interrupted")
     return code
+
+
+def build() -> Any:
+    """The Click command tree, with flags shown as flags (no ``<bool>`` type after them) and
+    each command's examples at the end of its help."""
+    from decomposer.cli.examples import paragraph, reflow
+
+    root = typer.main.get_command(app)
+    todo: list[tuple[str, Any]] = [("", root)]
+    while todo:
+        path, command = todo.pop()
+        subs = getattr(command, "commands", {})
+        todo.extend((f"{path} {name}".strip(), sub) for name, sub in subs.items())
+        command.help = reflow(command.help or "")
+        if not subs and (example := paragraph(path)):
+            command.help = f"{command.help}\n\n{example}"
+        for param in [*command.params, command.get_help_option(typer.Context(command))]:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+    return root
 
 
 def _command_path(command: Any, argv: Sequence[str] | None) -> str:

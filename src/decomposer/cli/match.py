@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from decomposer.cli import common
-from decomposer.cli.choices import EMBEDDERS, MATCHES_PER_QUERY
+from decomposer.cli.choices import EMBEDDERS, LEXICAL_ALIGN, LEXICAL_MATCH, MATCHES_PER_QUERY
 from decomposer.core.errors import InputError
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ def run_cmd(
         typer.Option(
             "--threshold",
             help="Similarity a hit needs to count for Times Matched (default: the embedder's; "
-            "lexical 0.12).",
+            f"lexical {LEXICAL_MATCH:.2f}).",
         ),
     ] = None,
     as_json: JsonOpt = False,
@@ -229,7 +229,7 @@ def similar_cmd(
         typer.Option(
             "--threshold",
             help="Similarity two capabilities need to be paired (default: the embedder's; "
-            "lexical 0.25).",
+            f"lexical {LEXICAL_ALIGN:.2f}).",
         ),
     ] = None,
     as_json: JsonOpt = False,
