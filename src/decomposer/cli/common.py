@@ -11,8 +11,8 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -52,6 +52,15 @@ class Env:
             yield store
         finally:
             store.dispose()
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+DoneJsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print what was done as JSON, with ids, instead of text.")
+]
+NlOpt = Annotated[
+    bool, typer.Option("--nl", help="Print one JSON object a line (NDJSON), for streaming tools.")
+]
 
 
 def env(ctx: typer.Context) -> Env:
@@ -95,6 +104,38 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def print_rows(rows: Sequence[Any], as_json: bool, nl: bool) -> bool:
+    """Rows as a JSON array (``--json``) or one object a line (``--nl``); False when neither was
+    asked for, so the caller prints its table."""
+    if as_json and nl:
+        raise typer.BadParameter("use either --json or --nl, not both")
+    if nl:
+        sys.stdout.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    elif as_json:
+        print_json(list(rows))
+    return as_json or nl
+
+
+def run_json(report: RunReport) -> dict[str, Any]:
+    """A finished run as ``extract --json`` prints it."""
+    p = report.progress
+    return {
+        "action": "extract",
+        "tool": report.tool,
+        "run_id": report.run_id,
+        "status": "succeeded",
+        "chunks": p.chunks,
+        "requests": p.total,
+        "calls": p.calls,
+        "cache_hits": p.cache_hits,
+        "input_tokens": p.input_tokens,
+        "output_tokens": p.output_tokens,
+        "cost_usd": p.cost_usd,
+        "capabilities": report.capabilities,
+        "changes": asdict(report.changes),
+    }
+
+
 def usd(cost: float | None) -> str:
     """``$0.0123``, or ``unknown`` for a model without a price (never a misleading $0)."""
     return "unknown" if cost is None else f"${cost:.4f}"
@@ -111,8 +152,11 @@ def print_changes(
     console.print(f"{subject}: {counts}{tail}")
 
 
-def print_run(report: RunReport) -> None:
+def print_run(report: RunReport, as_json: bool = False) -> None:
     """The two-line summary of a finished extraction run (inline, Batch or cache-only)."""
+    if as_json:
+        print_json(run_json(report))
+        return
     p = report.progress
     console = out()
     console.print(

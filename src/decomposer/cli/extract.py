@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from decomposer.extraction.run import RunReport
     from decomposer.store import Store
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+JsonOpt = common.JsonOpt
 
 
 def extract_cmd(
@@ -71,6 +71,7 @@ def extract_cmd(
             help="Answer from recorded responses (file or folder) instead of the network."
         ),
     ] = None,
+    as_json: common.DoneJsonOpt = False,
 ) -> None:
     """Extract capabilities from a tool's ingested documents through the model.
 
@@ -91,6 +92,8 @@ def extract_cmd(
         raise InputError("--max-attempts must be at least 1")
     if batch and (queue or replay is not None):
         raise InputError("--batch cannot be combined with --queue or --replay")
+    if batch and as_json:
+        raise InputError("--json is not available with --batch", hint="see `batch list --json`")
     if queue:
         common.require("queue", "decomposer extract --queue")
     cfg = resolve(settings, provider, model, mode, base_url, max_tokens)
@@ -113,18 +116,23 @@ def extract_cmd(
             cli_batch.submit_batch(settings, store, setup, tool, pack_tokens)
             return
         if queue:
-            _enqueue(settings, store, setup, tool, pack_tokens)
+            _enqueue(settings, store, setup, tool, pack_tokens, as_json)
             return
         report = asyncio.run(
             _extract(settings, store, setup, tool, concurrency, pack_tokens, transport)
         )
-    common.print_run(report)
+    common.print_run(report, as_json)
 
 
-def _enqueue(settings: Settings, store: Store, setup: RunSetup, tool: str, pack: int) -> None:
+def _enqueue(
+    settings: Settings, store: Store, setup: RunSetup, tool: str, pack: int, as_json: bool
+) -> None:
     from decomposer.extraction import worker
 
     run_id, queued = worker.enqueue(settings, store, setup, tool, pack_tokens=pack)
+    if as_json:
+        common.print_json({"action": "extract", "tool": tool, "run_id": run_id, "queued": queued})
+        return
     common.out().print(
         f"{tool}: run {run_id} queued {queued} jobs — start workers with `decomposer worker`; "
         f"watch with `decomposer jobs --run {run_id}`"
@@ -201,6 +209,7 @@ def runs_cmd(
     ctx: typer.Context,
     tool: Annotated[str | None, typer.Option(help="Only this tool's runs.")] = None,
     as_json: JsonOpt = False,
+    nl: common.NlOpt = False,
 ) -> None:
     """List extraction runs with calls, tokens, cost and cache hits."""
     from rich.table import Table
@@ -209,8 +218,7 @@ def runs_cmd(
 
     with common.env(ctx).store() as store, store.transaction() as session:
         rows = list_runs(session, tool)
-    if as_json:
-        common.print_json(rows)
+    if common.print_rows(rows, as_json, nl):
         return
     table = Table(
         "run",
@@ -266,6 +274,7 @@ def jobs_cmd(
     run: Annotated[int | None, typer.Option(help="Only this run's jobs.")] = None,
     state: Annotated[str | None, typer.Option(help=f"One of: {', '.join(JOB_STATES)}.")] = None,
     as_json: JsonOpt = False,
+    nl: common.NlOpt = False,
 ) -> None:
     """List extraction jobs: state, attempts, last error and which worker holds them."""
     from rich.table import Table
@@ -276,8 +285,7 @@ def jobs_cmd(
         raise InputError(f"unknown job state {state!r}", hint=f"use one of {', '.join(JOB_STATES)}")
     with common.env(ctx).store() as store, store.transaction() as session:
         rows = list_jobs(session, tool_slug=tool, run_id=run, state=state)
-    if as_json:
-        common.print_json(rows)
+    if common.print_rows(rows, as_json, nl):
         return
     table = Table(
         "job",

@@ -107,6 +107,7 @@ def import_queries_cmd(
     replace: Annotated[
         bool, typer.Option("--replace", help="Delete every stored query (and the graph) first.")
     ] = False,
+    as_json: common.DoneJsonOpt = False,
 ) -> None:
     """Import user search queries; a bad line is refused with its number and nothing is stored."""
     from decomposer.core.clock import utcnow
@@ -115,6 +116,9 @@ def import_queries_cmd(
     lines = match.parse_queries(file)
     with common.env(ctx).store() as store, store.transaction() as session:
         report = match.import_queries(session, lines, now=utcnow(), replace=replace)
+    if as_json:
+        common.print_json({"action": "match import-queries", "file": str(file), **asdict(report)})
+        return
     common.out().print(
         f"{file}: {report.queries} queries ({report.searches:,} searches), {report.added} new, "
         f"{report.counts_changed} counts set, {report.counts_unchanged} unchanged. "

@@ -74,6 +74,7 @@ def _options(
 def tool_import(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="Catalogue TOML file (see docs/comparator.md).")],
+    as_json: common.DoneJsonOpt = False,
 ) -> None:
     """Create or update tools, pricing and score signals from a catalogue file."""
     from decomposer.catalog.catalogue import import_catalogue, load_catalogue
@@ -82,6 +83,11 @@ def tool_import(
     specs = load_catalogue(file)
     with common.env(ctx).store() as store, store.transaction() as session:
         report = import_catalogue(session, specs, source=str(file), now=utcnow())
+    if as_json:
+        from dataclasses import asdict
+
+        common.print_json({"action": "tool import", "file": str(file), **asdict(report)})
+        return
     common.print_changes(
         common.out(),
         str(file),

@@ -6,6 +6,7 @@ Library modules are imported inside the commands, so listing them in ``--help`` 
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -14,7 +15,7 @@ from decomposer.cli import common
 from decomposer.cli.choices import STATUSES, TOOL_TYPES
 from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+JsonOpt = common.JsonOpt
 
 
 def tool_add(
@@ -29,6 +30,7 @@ def tool_add(
     exist_ok: Annotated[
         bool, typer.Option("--exist-ok", help="Succeed quietly if the tool already exists.")
     ] = False,
+    as_json: common.DoneJsonOpt = False,
 ) -> None:
     """Register a tool so its docs can be ingested."""
     from decomposer.core.clock import utcnow
@@ -37,15 +39,23 @@ def tool_add(
 
     with common.env(ctx).store() as store, store.transaction() as session:
         if exist_ok and (found := find_tool(session, slug or slugify(name))) is not None:
-            common.out().print(f"tool [bold]{found.slug}[/] already exists")
-            return
-        tool = add_tool(
-            session, name, now=utcnow(), slug=slug, type=type, vendor=vendor, homepage=homepage
-        )
-        common.out().print(f"added tool [bold]{tool.slug}[/] ({tool.name})")
+            done, tool = "exists", found
+        else:
+            done = "added"
+            tool = add_tool(
+                session, name, now=utcnow(), slug=slug, type=type, vendor=vendor, homepage=homepage
+            )
+        result = {"action": "tool add", "result": done, "id": tool.id, "slug": tool.slug}
+        result["name"] = tool.name
+    if as_json:
+        common.print_json(result)
+    elif done == "exists":
+        common.out().print(f"tool [bold]{result['slug']}[/] already exists")
+    else:
+        common.out().print(f"added tool [bold]{result['slug']}[/] ({result['name']})")
 
 
-def tools_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def tools_cmd(ctx: typer.Context, as_json: JsonOpt = False, nl: common.NlOpt = False) -> None:
     """List tools with their document and capability counts."""
     from rich.table import Table
 
@@ -53,8 +63,7 @@ def tools_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
     with common.env(ctx).store() as store, store.transaction() as session:
         rows = list_tools(session)
-    if as_json:
-        common.print_json(rows)
+    if common.print_rows(rows, as_json, nl):
         return
     table = Table("slug", "name", "type", "documents", "capabilities", box=None, pad_edge=False)
     for r in rows:
@@ -79,6 +88,7 @@ def ingest_cmd(
             "re-chunks documents cut with another one."
         ),
     ] = DEFAULT_CHUNK_TOKENS,
+    as_json: common.DoneJsonOpt = False,
 ) -> None:
     """Load documents for a tool; unchanged documents are skipped, changed ones re-chunked."""
     from decomposer.core.clock import utcnow
@@ -96,6 +106,9 @@ def ingest_cmd(
             max_bytes=env.settings.max_document_bytes,
             fetch_deadline=env.settings.fetch_deadline,
         )
+    if as_json:
+        common.print_json({"action": "ingest", "tool": tool, **asdict(report)})
+        return
     for note in report.notes:
         out.print(f"note: {note}")
     common.print_changes(
@@ -115,14 +128,14 @@ def capabilities_cmd(
     tool: Annotated[str, typer.Argument(help="Tool slug.")],
     status: Annotated[str | None, typer.Option(help=f"One of: {', '.join(STATUSES)}.")] = None,
     as_json: JsonOpt = False,
+    nl: common.NlOpt = False,
 ) -> None:
     """Show a tool's capability records with their evidence."""
     from decomposer.views.capabilities import list_capabilities
 
     with common.env(ctx).store() as store, store.transaction() as session:
         rows = list_capabilities(session, tool, status)
-    if as_json:
-        common.print_json(rows)
+    if common.print_rows(rows, as_json, nl):
         return
     out = common.out()
     if not rows:
