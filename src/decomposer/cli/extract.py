@@ -15,7 +15,7 @@ import typer
 
 from decomposer.cli import common
 from decomposer.cli.choices import JOB_STATES, PROVIDERS, RETRY_ATTEMPTS
-from decomposer.core.errors import InputError
+from decomposer.core.errors import InputError, ProviderError
 from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
 
 if TYPE_CHECKING:
@@ -71,6 +71,13 @@ def extract_cmd(
             help="Answer from recorded responses (file or folder) instead of the network."
         ),
     ] = None,
+    record: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also save the provider's answers to DIR/TOOL.json, for --replay DIR later "
+            "(no keys or headers are written).",
+        ),
+    ] = None,
     as_json: common.DoneJsonOpt = False,
 ) -> None:
     """Extract capabilities from a tool's ingested documents through the model.
@@ -84,7 +91,7 @@ def extract_cmd(
     from decomposer.calls.runtime import RunSetup, limits_for
     from decomposer.cli import batch as cli_batch
     from decomposer.providers.base import api_key, resolve
-    from decomposer.providers.replay import ReplayTransport
+    from decomposer.providers.replay import RecordingTransport, ReplayTransport
 
     env = common.env(ctx)
     settings = env.settings
@@ -92,13 +99,25 @@ def extract_cmd(
         raise InputError("--max-attempts must be at least 1")
     if batch and (queue or replay is not None):
         raise InputError("--batch cannot be combined with --queue or --replay")
+    if record is not None and (batch or queue or replay is not None):
+        raise InputError(
+            "--record works only for inline runs, without --replay, --queue or --batch"
+        )
     if batch and as_json:
         raise InputError("--json is not available with --batch", hint="see `batch list --json`")
     if queue:
         common.require("queue", "decomposer extract --queue")
     cfg = resolve(settings, provider, model, mode, base_url, max_tokens)
-    transport = ReplayTransport.from_path(replay) if replay is not None else None
-    if transport is not None:
+    transport: httpx.AsyncBaseTransport | None = None
+    if replay is not None:
+        transport = ReplayTransport.from_path(replay)
+    elif record is not None:
+        import httpx
+
+        if record.exists() and not record.is_dir():
+            raise InputError(f"--record {record} is not a folder")
+        transport = RecordingTransport(httpx.AsyncHTTPTransport(), record / f"{tool}.json")
+    if replay is not None:
         key = "replay"
     elif queue:
         key = ""  # each worker reads its own key from its environment
@@ -118,9 +137,17 @@ def extract_cmd(
         if queue:
             _enqueue(settings, store, setup, tool, pack_tokens, as_json)
             return
-        report = asyncio.run(
-            _extract(settings, store, setup, tool, concurrency, pack_tokens, transport)
-        )
+        try:
+            report = asyncio.run(
+                _extract(settings, store, setup, tool, concurrency, pack_tokens, transport)
+            )
+        except ProviderError:
+            if isinstance(transport, ReplayTransport) and transport.misses:
+                raise InputError(
+                    f"no recording in {replay} answers document {transport.misses[0]!r}",
+                    hint=f"record it once with a key: `decomposer extract {tool} --record DIR`",
+                ) from None
+            raise
     common.print_run(report, as_json)
 
 
