@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -36,6 +37,7 @@ tool_app = typer.Typer(
 )
 
 COMMANDS: tuple[tuple[str, Callable[..., Any]], ...] = (
+    ("path", tools.path_cmd),
     ("tools", tools.tools_cmd),
     ("ingest", tools.ingest_cmd),
     ("extract", extract.extract_cmd),
@@ -73,6 +75,15 @@ def _print_version(value: bool) -> None:
 def _root(
     ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every model call.")] = False,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="Data dir for this command (default: $DECOMPOSER_HOME, else the per-user dir "
+            "that `decomposer path` prints).",
+            show_default=False,
+        ),
+    ] = None,
     show_version: Annotated[
         bool,
         typer.Option(
@@ -81,6 +92,8 @@ def _root(
     ] = False,
 ) -> None:
     """decomposer: ingest docs, extract capabilities, review and compare them."""
+    if home is not None:
+        ctx.obj = Env(Settings.from_env(home=home))
     if verbose:
         logging.getLogger("decomposer").setLevel(logging.INFO)
 

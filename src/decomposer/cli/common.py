@@ -10,8 +10,9 @@ import importlib
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -45,6 +46,8 @@ class Env:
     def store(self) -> Iterator[Store]:
         from decomposer.store import open_store
 
+        if self.settings.legacy_home:
+            legacy_notice(self.settings.home)
         if self.settings.database_url.startswith("postgresql"):
             require("postgres", "a PostgreSQL database")
         store = open_store(self.settings.database_url)
@@ -61,6 +64,27 @@ DoneJsonOpt = Annotated[
 NlOpt = Annotated[
     bool, typer.Option("--nl", help="Print one JSON object a line (NDJSON), for streaming tools.")
 ]
+
+
+NOTICE_SHOWN = ".moved-default-noticed"
+"""Marker in a legacy ``./.decomposer`` once the CLI has said how to move it."""
+
+
+def legacy_notice(home: Path) -> None:
+    """Say once (then leave a marker) that ``./.decomposer`` is used and how to move it."""
+    from decomposer.core.config import user_home
+
+    marker = home / NOTICE_SHOWN
+    if marker.exists():
+        return
+    target = user_home()
+    sys.stderr.write(
+        f"note: using {home}/ in this folder, the old default data dir; the default is now "
+        f"{target} — move it with `mkdir -p '{target.parent}' && mv {home} '{target}'`, or keep "
+        f"it with DECOMPOSER_HOME={home} (said once)\n"
+    )
+    with suppress(OSError):  # a read-only data dir: the note shows again next time
+        marker.touch()
 
 
 def env(ctx: typer.Context) -> Env:

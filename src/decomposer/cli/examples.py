@@ -4,6 +4,7 @@ paragraph; tests/test_help.py parses each one against the command's real options
 from __future__ import annotations
 
 EXAMPLES: dict[str, tuple[str, ...]] = {
+    "path": ("decomposer path",),
     "tools": ("decomposer tools --nl",),
     "ingest": (
         "decomposer ingest mistral-api fixtures/docs/mistral-api",

@@ -55,6 +55,13 @@ def tool_add(
         common.out().print(f"added tool [bold]{result['slug']}[/] ({result['name']})")
 
 
+def path_cmd(ctx: typer.Context) -> None:
+    """Print the data dir: the SQLite store, config.toml, pages and review cursors live there."""
+    import sys
+
+    sys.stdout.write(f"{common.env(ctx).settings.home.resolve()}\n")
+
+
 def tools_cmd(ctx: typer.Context, as_json: JsonOpt = False, nl: common.NlOpt = False) -> None:
     """List tools with their document and capability counts."""
     from rich.table import Table
