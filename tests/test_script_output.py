@@ -14,6 +14,8 @@ RECORDINGS = REPO / "fixtures" / "recordings"
 CHANGING = {
     "tool add",
     "tool import",
+    "tool remove",
+    "doc remove",
     "ingest",
     "extract",
     "approve",
@@ -24,7 +26,7 @@ CHANGING = {
     "match run",
     "regenerate",
 }
-LISTING = {"tools", "capabilities", "runs", "jobs", "history", "batch list"}
+LISTING = {"tools", "capabilities", "runs", "jobs", "history", "batch list", "doc list"}
 
 
 def options(path: str) -> set[str]:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from decomposer.cli import batch, extract, interactive, match, pages, review, tools
+from decomposer.cli import batch, docs, extract, interactive, match, pages, review, tools
 from decomposer.cli.common import Env
 from decomposer.core.config import Settings
 from decomposer.core.errors import DecomposerError
@@ -60,6 +60,7 @@ TOOL_COMMANDS: tuple[tuple[str, Callable[..., Any]], ...] = (
     ("add", tools.tool_add),
     ("import", pages.tool_import),
     ("show", pages.tool_show),
+    ("remove", docs.tool_remove),
 )
 
 
@@ -103,6 +104,7 @@ for _name, _command in COMMANDS:
 for _name, _command in TOOL_COMMANDS:
     tool_app.command(_name)(_command)
 app.add_typer(tool_app, name="tool")
+docs.register(app)
 batch.register(app)
 match.register(app)
 

@@ -8,7 +8,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "tools": ("decomposer tools --nl",),
     "ingest": (
         "decomposer ingest mistral-api fixtures/docs/mistral-api",
-        "decomposer ingest mistral-api https://docs.mistral.ai/capabilities/vision/",
+        "decomposer ingest mistral-api fixtures/docs/mistral-api --prune",
     ),
     "extract": (
         "decomposer extract mistral-api --replay fixtures/recordings",
@@ -33,6 +33,9 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "tool add": ('decomposer tool add "Mistral API" --type API --vendor "Mistral AI"',),
     "tool import": ("decomposer tool import fixtures/catalogue.toml",),
     "tool show": ("decomposer tool show mistral-api --json",),
+    "tool remove": ("decomposer tool remove llama-4 --json",),
+    "doc list": ("decomposer doc list mistral-api --nl",),
+    "doc remove": ("decomposer doc remove mistral-api mistral-api/embeddings.md",),
     "batch status": ("decomposer batch status --wait",),
     "batch collect": ("decomposer batch collect",),
     "batch list": ("decomposer batch list --json",),

@@ -95,6 +95,14 @@ def ingest_cmd(
             "re-chunks documents cut with another one."
         ),
     ] = DEFAULT_CHUNK_TOKENS,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Remove the tool's documents not given this time; capabilities only they "
+            "backed are flagged vanished, never deleted.",
+        ),
+    ] = False,
     as_json: common.DoneJsonOpt = False,
 ) -> None:
     """Load documents for a tool; unchanged documents are skipped, changed ones re-chunked."""
@@ -113,8 +121,15 @@ def ingest_cmd(
             max_bytes=env.settings.max_document_bytes,
             fetch_deadline=env.settings.fetch_deadline,
         )
+        pruned = None
+        if prune:
+            from decomposer.cli.docs import prune as prune_documents
+
+            with store.transaction() as session:
+                pruned = prune_documents(session, tool, report.keys, utcnow())
     if as_json:
-        common.print_json({"action": "ingest", "tool": tool, **asdict(report)})
+        extra = {"pruned": pruned} if pruned is not None else {}
+        common.print_json({"action": "ingest", "tool": tool, **asdict(report), **extra})
         return
     for note in report.notes:
         out.print(f"note: {note}")
@@ -128,6 +143,10 @@ def ingest_cmd(
         ],
         tail=f"; {report.chunks_written} chunks written",
     )
+    if pruned is not None:
+        from decomposer.cli.docs import print_removal
+
+        print_removal(pruned)
 
 
 def capabilities_cmd(

@@ -42,6 +42,8 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     chunks_written: int = 0
+    keys: list[str] = field(default_factory=list)
+    """The source key of every document this ingest read (for ``--prune``)."""
 
 
 def check_budget(budget: int) -> int:
@@ -81,6 +83,7 @@ def ingest(
     with store.transaction() as session:
         tool = get_tool(session, tool_slug)
         for doc in documents:
+            report.keys.append(doc.key)
             _store_document(session, tool, doc, now, budget, report)
     return report
 
