@@ -99,3 +99,26 @@ def test_unknown_cost_in_summary_runs_table_and_json(cli, acme):
     assert run["cost_usd"] is None
     code, out, _ = cli("runs")
     assert code == 0 and "unknown" in out and "$0" not in out
+
+
+@pytest.mark.parametrize(("url", "cost"), [("http://127.0.0.1:8000/v1", 0.0), (REMOTE, None)])
+def test_embedding_calls_on_a_compatible_server_are_priced_by_host(store, url, cost):
+    from sqlalchemy import select
+
+    from decomposer.calls.calllog import CallLog
+    from decomposer.calls.embedding import EmbeddingCaller
+    from decomposer.providers.spec import EmbedReply
+    from decomposer.store.models import LLMCall
+
+    caller = EmbeddingCaller(
+        provider="openai-compatible",
+        model="m",
+        embed=lambda model, texts: EmbedReply([[1.0] for _ in texts], input_tokens=10),
+        prices=load_prices(),
+        log=CallLog(store),
+        base_url=url,
+    )
+    caller(["a"])
+    with store.transaction() as session:
+        [row] = session.scalars(select(LLMCall)).all()
+        assert row.cost_usd == cost
