@@ -70,6 +70,7 @@ def test_unknown_command_and_bad_value(cli):
     assert_usage_error(cli("bogus"), ())
     assert_usage_error(cli("serve", "--port", "abc"), ("serve",))
     assert_usage_error(cli("-v", "match", "run", "--top-k"), ("match", "run"))
+    assert_usage_error(cli("--home", "/tmp/x", "tool", "add"), ("tool", "add"))
 
 
 def test_runtime_error_exits_1(cli):

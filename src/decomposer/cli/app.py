@@ -166,7 +166,11 @@ def _command_path(command: Any, argv: Sequence[str] | None) -> str:
     """``decomposer match run`` for ``match run --top-k``: the sub-command names at the front of
     the arguments (Click's parser errors carry no context to take the path from)."""
     words = ["decomposer"]
-    for arg in sys.argv[1:] if argv is None else argv:
+    args = iter(sys.argv[1:] if argv is None else argv)
+    for arg in args:
+        if arg == "--home":
+            next(args, None)  # the root option's value, not a command
+            continue
         if arg.startswith("-"):
             continue  # a root flag such as --verbose before the sub-command
         sub = getattr(command, "commands", {}).get(arg)
