@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 DECOMPOSER := $(BIN)/decomposer
 # Offline unless a Mistral key is present: then the same commands call the real API.
 REPLAY := $(if $(MISTRAL_API_KEY),,--replay fixtures/recordings)
-PAGES = $${DECOMPOSER_HOME:-.decomposer}/pages
+# The data dir is DECOMPOSER_HOME, else the per-user dir; `decomposer path` prints whichever.
+PAGES = "$$($(DECOMPOSER) path)/pages"
 
 .PHONY: install demo test lint typecheck check bench docs clean
 
@@ -33,7 +34,7 @@ demo: $(STAMP)
 	$(DECOMPOSER) compare mistral-api llama-4 --include-unreviewed --format md --out $(PAGES)/mistral-api-vs-llama-4.md
 	$(DECOMPOSER) compare mistral-api llama-4 --include-unreviewed --format html --out $(PAGES)/mistral-api-vs-llama-4.html
 	$(DECOMPOSER) compare mistral-api llama-4 --include-unreviewed --format json --out $(PAGES)/mistral-api-vs-llama-4.json
-	@echo "Records are in $${DECOMPOSER_HOME:-.decomposer}/; pages in $(PAGES)/. Try: $(DECOMPOSER) capabilities mistral-api"
+	@echo "Records are in $$($(DECOMPOSER) path)/; pages in $$($(DECOMPOSER) path)/pages/. Try: $(DECOMPOSER) capabilities mistral-api"
 
 test: $(STAMP)
 	$(BIN)/pytest -q

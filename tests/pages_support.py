@@ -89,6 +89,7 @@ def add_tool(
         doc = Document(
             tool_id=tool.id,
             source=f"https://{slug}.example/docs",
+            source_key=f"https://{slug}.example/docs",
             title=f"{slug} docs",
             media_type="text/markdown",
             content_hash="0" * 64,

@@ -234,7 +234,8 @@ def test_persistent_failure_marks_run_failed_and_writes_nothing(cli, acme, setti
         code, _, err = cli("extract", "acmedb", "--max-attempts", "2")
     assert code == 1
     assert err == (
-        "error: mistral request failed after 2 attempt(s): HTTP 503 — the provider "
+        "error: mistral request to api.mistral.ai/v1/chat/completions failed after 2 attempt(s): "
+        "HTTP 503 — the provider "
         "may be down; re-run later — finished calls are cached and not re-billed\n"
     )
     [run] = cli.json("runs")

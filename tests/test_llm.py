@@ -146,7 +146,10 @@ async def test_persistent_failure_is_a_clear_error_and_logged(store, fake_sleep,
                     CONTEXT, run_id=None, chunk_id="c1"
                 )
     assert route.call_count == 3
-    assert str(info.value).startswith(f"{provider} request failed after 3 attempt(s): HTTP 503")
+    host = {"mistral": "api.mistral.ai", "openai": "api.openai.com"}[provider]
+    assert str(info.value).startswith(
+        f"{provider} request to {host}/v1/chat/completions failed after 3 attempt(s): HTTP 503"
+    )
     assert SECRET not in str(info.value)
     [row] = calls(store)
     assert (row.outcome, row.attempts) == ("error", 3)

@@ -25,6 +25,7 @@ EXPECTED = {
         "ingested_at",
         "updated_at",
         "chunk_budget",
+        "source_key",
     },
     "chunks": {"id", "document_id", "ordinal", "start", "end", "heading", "text", "tokens"},
     "extraction_runs": {

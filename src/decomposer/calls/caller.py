@@ -28,7 +28,7 @@ from decomposer.calls.retry import RetryPolicy, hint_for
 from decomposer.calls.task import Context, T, Task
 from decomposer.core.clock import Clock, Sleep, utcnow
 from decomposer.core.errors import ProviderError
-from decomposer.providers.base import ProviderConfig, classify, make_client
+from decomposer.providers.base import ProviderConfig, classify, endpoint_of, make_client
 from decomposer.providers.pricing import PriceTable
 from decomposer.providers.transport import RetryingTransport, Tally, tally
 from decomposer.store import Store
@@ -177,7 +177,9 @@ class ModelCaller(Generic[T]):
             cache_hit=False,
             input_tokens=tokens_in,
             output_tokens=tokens_out,
-            cost_usd=self.prices.cost(self.cfg.provider, self.cfg.model, tokens_in, tokens_out),
+            cost_usd=self.prices.cost(
+                self.cfg.provider, self.cfg.model, tokens_in, tokens_out, self.cfg.base_url
+            ),
             attempts=usage.attempts,
             latency_ms=usage.latency_ms,
         )
@@ -205,8 +207,8 @@ class ModelCaller(Generic[T]):
             if failure is None:
                 raise
             raise ProviderError(
-                f"{self.cfg.provider} request failed after {usage.attempts} attempt(s): "
-                f"{failure.describe()}",
+                f"{self.cfg.provider} request to {endpoint_of(exc)} failed after "
+                f"{usage.attempts} attempt(s): {failure.describe()}",
                 hint=hint_for(failure.status, self.cfg.model),
             ) from None
 

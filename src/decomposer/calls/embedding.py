@@ -46,6 +46,8 @@ class EmbeddingCaller:
     limiter: SyncRateLimiter | None = None
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], None] = time.sleep
+    base_url: str | None = None
+    """The server, so a local openai-compatible one is priced $0 and a remote one unknown."""
 
     def __call__(self, texts: list[str]) -> list[list[float]]:
         attempts = 0
@@ -110,7 +112,7 @@ class EmbeddingCaller:
                 outcome=outcome,
                 now=self.log.clock(),
                 input_tokens=tokens,
-                cost_usd=self.prices.cost(self.provider, self.model, tokens, 0),
+                cost_usd=self.prices.cost(self.provider, self.model, tokens, 0, self.base_url),
                 latency_ms=round((time.perf_counter() - started) * 1000, 1),
                 attempts=attempts,
                 error=error,

@@ -1,5 +1,5 @@
 """The ``decomposer`` command: the root that registers every sub-CLI, and ``main``, which turns
-errors into one line and exit 1.
+a usage error into one line and exit 2, any other error into one line and exit 1.
 
 The root imports its sub-CLIs, never the other way round; what they share lives in
 ``decomposer.cli.common``. Command modules import the library inside their commands, so starting
@@ -11,15 +11,18 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from decomposer.cli import batch, extract, interactive, match, pages, review, token, tools
+from decomposer.cli import batch, docs, extract, interactive, match, pages, review, token, tools
 from decomposer.cli.common import Env
 from decomposer.core.config import Settings
 from decomposer.core.errors import DecomposerError
 
+USAGE = 2
+"""Exit code of a usage error: an unknown command or option, a missing or invalid argument."""
 INTERRUPTED = 130
 """Exit code after Ctrl-C (typer turns KeyboardInterrupt into this code)."""
 
@@ -34,6 +37,7 @@ tool_app = typer.Typer(
 )
 
 COMMANDS: tuple[tuple[str, Callable[..., Any]], ...] = (
+    ("path", tools.path_cmd),
     ("tools", tools.tools_cmd),
     ("ingest", tools.ingest_cmd),
     ("extract", extract.extract_cmd),
@@ -57,15 +61,41 @@ TOOL_COMMANDS: tuple[tuple[str, Callable[..., Any]], ...] = (
     ("add", tools.tool_add),
     ("import", pages.tool_import),
     ("show", pages.tool_show),
+    ("remove", docs.tool_remove),
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        sys.stdout.write(f"decomposer {version('decomposer')}\n")
+        raise typer.Exit(0)
 
 
 @app.callback()
 def _root(
     ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every model call.")] = False,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="Data dir for this command (default: $DECOMPOSER_HOME, else the per-user dir "
+            "that `decomposer path` prints).",
+            show_default=False,
+        ),
+    ] = None,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version; exit."
+        ),
+    ] = False,
 ) -> None:
     """decomposer: ingest docs, extract capabilities, review and compare them."""
+    if home is not None:
+        ctx.obj = Env(Settings.from_env(home=home))
     if verbose:
         logging.getLogger("decomposer").setLevel(logging.INFO)
 
@@ -75,6 +105,7 @@ for _name, _command in COMMANDS:
 for _name, _command in TOOL_COMMANDS:
     tool_app.command(_name)(_command)
 app.add_typer(tool_app, name="tool")
+docs.register(app)
 batch.register(app)
 match.register(app)
 token.register(app)
@@ -87,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(str(exc))
         return 1
     _configure_logging(settings.debug)
-    command = typer.main.get_command(app)
+    command = build()
     try:
         result = command.main(
             args=list(argv) if argv is not None else None,
@@ -103,8 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.TyperException as exc:
-        _show_usage_error(exc)
-        return int(exc.exit_code)
+        return _show_usage_error(exc, _command_path(command, argv))
     except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted")
         return INTERRUPTED
@@ -114,15 +144,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _show_usage_error(exc: typer.TyperException) -> None:
-    """A usage error (unknown option, missing argument) as Click prints it: usage, then why."""
-    if not exc.format_message().strip():
-        return  # a group run without a command: its help is already on stdout
-    show = getattr(exc, "show", None)
-    if callable(show):
-        show()
-    else:
-        _fail(exc.format_message())
+def build() -> Any:
+    """The Click command tree, with flags shown as flags (no ``<bool>`` type after them) and
+    each command's examples at the end of its help."""
+    from decomposer.cli.examples import paragraph, reflow
+
+    root = typer.main.get_command(app)
+    todo: list[tuple[str, Any]] = [("", root)]
+    while todo:
+        path, command = todo.pop()
+        subs = getattr(command, "commands", {})
+        todo.extend((f"{path} {name}".strip(), sub) for name, sub in subs.items())
+        command.help = reflow(command.help or "")
+        if not subs and (example := paragraph(path)):
+            command.help = f"{command.help}\n\n{example}"
+        for param in [*command.params, command.get_help_option(typer.Context(command))]:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+    return root
+
+
+def _command_path(command: Any, argv: Sequence[str] | None) -> str:
+    """``decomposer match run`` for ``match run --top-k``: the sub-command names at the front of
+    the arguments (Click's parser errors carry no context to take the path from)."""
+    words = ["decomposer"]
+    args = iter(sys.argv[1:] if argv is None else argv)
+    for arg in args:
+        if arg == "--home":
+            next(args, None)  # the root option's value, not a command
+            continue
+        if arg.startswith("-"):
+            continue  # a root flag such as --verbose before the sub-command
+        sub = getattr(command, "commands", {}).get(arg)
+        if sub is None:
+            break
+        words.append(arg)
+        command = sub
+    return " ".join(words)
+
+
+def _show_usage_error(exc: typer.TyperException, path: str) -> int:
+    """A usage error (unknown option, missing argument) as one line: what is wrong, then the
+    command whose ``--help`` explains it. Click's own three-line form hides the cause below the
+    usage line, and scripts reading stderr want one line."""
+    message = " ".join(exc.format_message().split())
+    if not message:
+        return USAGE  # a group run without a command: its help is already on stdout
+    _fail(f"{message} (see '{path} --help')")
+    return USAGE
 
 
 def _fail(message: str) -> None:

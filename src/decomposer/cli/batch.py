@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -132,6 +132,7 @@ def collect_cmd(
     target: TargetArg = None,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = BATCH_WAIT_S,
+    as_json: common.DoneJsonOpt = False,
 ) -> None:
     """Store finished batches' answers; failed, expired or invalid items are queued again."""
     import asyncio
@@ -150,6 +151,9 @@ def collect_cmd(
 
     with common.env(ctx).store() as store:
         reports = asyncio.run(go(store))
+    if as_json:
+        common.print_json({"action": "batch collect", "batches": [_collected(r) for r in reports]})
+        return
     out = common.out()
     if not reports:
         out.print("no batches to collect")
@@ -181,16 +185,32 @@ def list_cmd(
     ctx: typer.Context,
     target: TargetArg = None,
     as_json: JsonOpt = False,
+    nl: common.NlOpt = False,
 ) -> None:
     """List stored batches (no network): status as last seen, requests, answers stored."""
     from decomposer.extraction import batch
 
     with common.env(ctx).store() as store, store.transaction() as session:
         infos = batch.list_batches(session, target)
-    if as_json:
-        common.print_json([i.as_dict() for i in infos])
+    if common.print_rows([i.as_dict() for i in infos], as_json, nl):
         return
     _table(infos)
+
+
+def _collected(r: CollectReport) -> dict[str, Any]:
+    return {
+        "batch_id": r.batch_id,
+        "run_id": r.run_id,
+        "status": r.status,
+        "pending": r.pending,
+        "stored": r.succeeded,
+        "requeued": r.requeued,
+        "reasons": dict(r.reasons),
+        "input_tokens": r.input_tokens,
+        "output_tokens": r.output_tokens,
+        "cost_usd": r.cost_usd,
+        "run": common.run_json(r.report) if r.report is not None else None,
+    }
 
 
 def _table(infos: list[BatchInfo]) -> None:

@@ -22,6 +22,8 @@ __all__ = [
     "EMBEDDERS",
     "FORMATS",
     "JOB_STATES",
+    "LEXICAL_ALIGN",
+    "LEXICAL_MATCH",
     "MATCHES_PER_QUERY",
     "PROVIDERS",
     "RETRY_ATTEMPTS",
@@ -38,6 +40,10 @@ BATCH_WAIT_S = 93_600.0
 """Owner: ``decomposer.extraction.batch.Backoff.deadline_s``."""
 EMBEDDERS = ("lexical", "mistral", "openai", "openai-compatible")
 """Owner: ``decomposer.matching.embed.EMBEDDERS``."""
+LEXICAL_ALIGN = 0.22
+"""Owner: ``decomposer.matching.embed.LEXICAL_THRESHOLDS.align`` (``match similar``)."""
+LEXICAL_MATCH = 0.20
+"""Owner: ``decomposer.matching.embed.LEXICAL_THRESHOLDS.match`` (``match run``)."""
 FORMATS = ("md", "html", "json")
 """Owner: ``decomposer.pages.render.FORMATS``."""
 REVIEW_FIELDS = ("name", "category", "description", "unique", "vs_alternatives")

@@ -10,9 +10,10 @@ import importlib
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -45,6 +46,8 @@ class Env:
     def store(self) -> Iterator[Store]:
         from decomposer.store import open_store
 
+        if self.settings.legacy_home:
+            legacy_notice(self.settings.home)
         if self.settings.database_url.startswith("postgresql"):
             require("postgres", "a PostgreSQL database")
         store = open_store(self.settings.database_url)
@@ -52,6 +55,36 @@ class Env:
             yield store
         finally:
             store.dispose()
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+DoneJsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print what was done as JSON, with ids, instead of text.")
+]
+NlOpt = Annotated[
+    bool, typer.Option("--nl", help="Print one JSON object a line (NDJSON), for streaming tools.")
+]
+
+
+NOTICE_SHOWN = ".moved-default-noticed"
+"""Marker in a legacy ``./.decomposer`` once the CLI has said how to move it."""
+
+
+def legacy_notice(home: Path) -> None:
+    """Say once (then leave a marker) that ``./.decomposer`` is used and how to move it."""
+    from decomposer.core.config import user_home
+
+    marker = home / NOTICE_SHOWN
+    if marker.exists():
+        return
+    target = user_home()
+    sys.stderr.write(
+        f"note: using {home}/ in this folder, the old default data dir; the default is now "
+        f"{target} — move it with `mkdir -p '{target.parent}' && mv {home} '{target}'`, or keep "
+        f"it with DECOMPOSER_HOME={home} (said once)\n"
+    )
+    with suppress(OSError):  # a read-only data dir: the note shows again next time
+        marker.touch()
 
 
 def env(ctx: typer.Context) -> Env:
@@ -92,7 +125,54 @@ def out() -> Console:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=_plain) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    """Typed read models (pydantic) print as the JSON they dump to."""
+    dump = getattr(value, "model_dump", None)
+    if dump is None:
+        raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    return dump(mode="json")
+
+
+def print_rows(rows: Sequence[Any], as_json: bool, nl: bool) -> bool:
+    """Rows as a JSON array (``--json``) or one object a line (``--nl``); False when neither was
+    asked for, so the caller prints its table."""
+    if as_json and nl:
+        raise typer.BadParameter("use either --json or --nl, not both")
+    if nl:
+        sys.stdout.writelines(
+            json.dumps(r, ensure_ascii=False, default=_plain) + "\n" for r in rows
+        )
+    elif as_json:
+        print_json(list(rows))
+    return as_json or nl
+
+
+def run_json(report: RunReport) -> dict[str, Any]:
+    """A finished run as ``extract --json`` prints it."""
+    p = report.progress
+    return {
+        "action": "extract",
+        "tool": report.tool,
+        "run_id": report.run_id,
+        "status": "succeeded",
+        "chunks": p.chunks,
+        "requests": p.total,
+        "calls": p.calls,
+        "cache_hits": p.cache_hits,
+        "input_tokens": p.input_tokens,
+        "output_tokens": p.output_tokens,
+        "cost_usd": p.cost_usd,
+        "capabilities": report.capabilities,
+        "changes": asdict(report.changes),
+    }
+
+
+def usd(cost: float | None) -> str:
+    """``$0.0123``, or ``unknown`` for a model without a price (never a misleading $0)."""
+    return "unknown" if cost is None else f"${cost:.4f}"
 
 
 def print_changes(
@@ -106,14 +186,17 @@ def print_changes(
     console.print(f"{subject}: {counts}{tail}")
 
 
-def print_run(report: RunReport) -> None:
+def print_run(report: RunReport, as_json: bool = False) -> None:
     """The two-line summary of a finished extraction run (inline, Batch or cache-only)."""
+    if as_json:
+        print_json(run_json(report))
+        return
     p = report.progress
     console = out()
     console.print(
         f"[bold]{report.tool}[/]: run {report.run_id} succeeded — {p.chunks} chunks in "
         f"{p.total} requests: {p.calls} calls, {p.cache_hits} cache hits, {p.input_tokens:,} in / "
-        f"{p.output_tokens:,} out tokens, ${p.cost_usd:.4f}"
+        f"{p.output_tokens:,} out tokens, {usd(p.cost_usd)}"
     )
     c = report.changes
     console.print(

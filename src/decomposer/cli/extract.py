@@ -15,7 +15,7 @@ import typer
 
 from decomposer.cli import common
 from decomposer.cli.choices import JOB_STATES, PROVIDERS, RETRY_ATTEMPTS
-from decomposer.core.errors import InputError
+from decomposer.core.errors import InputError, ProviderError
 from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from decomposer.extraction.run import RunReport
     from decomposer.store import Store
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+JsonOpt = common.JsonOpt
 
 
 def extract_cmd(
@@ -83,6 +83,14 @@ def extract_cmd(
         bool,
         typer.Option(help="Ask a cut-off answer again with double --max-tokens (up to 16384)."),
     ] = False,
+    record: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also save the provider's answers to DIR/TOOL.json, for --replay DIR later "
+            "(no keys or headers are written).",
+        ),
+    ] = None,
+    as_json: common.DoneJsonOpt = False,
 ) -> None:
     """Extract capabilities from a tool's ingested documents through the model.
 
@@ -95,7 +103,7 @@ def extract_cmd(
     from decomposer.calls.runtime import RunSetup, limits_for
     from decomposer.cli import batch as cli_batch
     from decomposer.providers.base import api_key, resolve
-    from decomposer.providers.replay import ReplayTransport
+    from decomposer.providers.replay import RecordingTransport, ReplayTransport
 
     env = common.env(ctx)
     settings = env.settings
@@ -103,11 +111,25 @@ def extract_cmd(
         raise InputError("--max-attempts must be at least 1")
     if batch and (queue or replay is not None):
         raise InputError("--batch cannot be combined with --queue or --replay")
+    if record is not None and (batch or queue or replay is not None):
+        raise InputError(
+            "--record works only for inline runs, without --replay, --queue or --batch"
+        )
+    if batch and as_json:
+        raise InputError("--json is not available with --batch", hint="see `batch list --json`")
     if queue:
         common.require("queue", "decomposer extract --queue")
     cfg = resolve(settings, provider, model, mode, base_url, max_tokens)
-    transport = ReplayTransport.from_path(replay) if replay is not None else None
-    if transport is not None:
+    transport: httpx.AsyncBaseTransport | None = None
+    if replay is not None:
+        transport = ReplayTransport.from_path(replay)
+    elif record is not None:
+        import httpx
+
+        if record.exists() and not record.is_dir():
+            raise InputError(f"--record {record} is not a folder")
+        transport = RecordingTransport(httpx.AsyncHTTPTransport(), record / f"{tool}.json")
+    if replay is not None:
         key = "replay"
     elif queue:
         key = ""  # each worker reads its own key from its environment
@@ -126,18 +148,31 @@ def extract_cmd(
             cli_batch.submit_batch(settings, store, setup, tool, pack_tokens)
             return
         if queue:
-            _enqueue(settings, store, setup, tool, pack_tokens)
+            _enqueue(settings, store, setup, tool, pack_tokens, as_json)
             return
-        report = asyncio.run(
-            _extract(settings, store, setup, tool, concurrency, pack_tokens, transport)
-        )
-    common.print_run(report)
+        try:
+            report = asyncio.run(
+                _extract(settings, store, setup, tool, concurrency, pack_tokens, transport)
+            )
+        except ProviderError:
+            if isinstance(transport, ReplayTransport) and transport.misses:
+                raise InputError(
+                    f"no recording in {replay} answers document {transport.misses[0]!r}",
+                    hint=f"record it once with a key: `decomposer extract {tool} --record DIR`",
+                ) from None
+            raise
+    common.print_run(report, as_json)
 
 
-def _enqueue(settings: Settings, store: Store, setup: RunSetup, tool: str, pack: int) -> None:
+def _enqueue(
+    settings: Settings, store: Store, setup: RunSetup, tool: str, pack: int, as_json: bool
+) -> None:
     from decomposer.extraction import worker
 
     run_id, queued = worker.enqueue(settings, store, setup, tool, pack_tokens=pack)
+    if as_json:
+        common.print_json({"action": "extract", "tool": tool, "run_id": run_id, "queued": queued})
+        return
     common.out().print(
         f"{tool}: run {run_id} queued {queued} jobs — start workers with `decomposer worker`; "
         f"watch with `decomposer jobs --run {run_id}`"
@@ -164,7 +199,7 @@ async def _extract(
                     task_for(p.total),
                     completed=p.done,
                     tokens=p.input_tokens + p.output_tokens,
-                    cost=p.cost_usd,
+                    cost=common.usd(p.cost_usd),
                     failed=p.failed,
                 )
 
@@ -193,7 +228,7 @@ def _progress_bar() -> Iterator[tuple[Progress, Callable[[int], Any]]]:
         MofNCompleteColumn(),
         TextColumn(
             "jobs · {task.fields[failed]} failed · {task.fields[tokens]:,} tokens · "
-            "${task.fields[cost]:.4f}"
+            "{task.fields[cost]}"
         ),
         TimeElapsedColumn(),
         TextColumn("· ETA"),
@@ -203,7 +238,7 @@ def _progress_bar() -> Iterator[tuple[Progress, Callable[[int], Any]]]:
 
     def task_for(total: int) -> Any:
         if "t" not in tasks:
-            tasks["t"] = bar.add_task("extract", total=total, tokens=0, cost=0.0, failed=0)
+            tasks["t"] = bar.add_task("extract", total=total, tokens=0, cost="$0.0000", failed=0)
         return tasks["t"]
 
     with bar:
@@ -214,6 +249,7 @@ def runs_cmd(
     ctx: typer.Context,
     tool: Annotated[str | None, typer.Option(help="Only this tool's runs.")] = None,
     as_json: JsonOpt = False,
+    nl: common.NlOpt = False,
 ) -> None:
     """List extraction runs with calls, tokens, cost and cache hits."""
     from rich.table import Table
@@ -222,8 +258,7 @@ def runs_cmd(
 
     with common.env(ctx).store() as store, store.transaction() as session:
         rows = list_runs(session, tool)
-    if as_json:
-        common.print_json([r.model_dump(mode="json") for r in rows])
+    if common.print_rows(rows, as_json, nl):
         return
     table = Table(
         "run",
@@ -247,7 +282,7 @@ def runs_cmd(
             str(r.calls),
             str(r.cache_hits),
             f"{r.input_tokens + r.output_tokens:,}",
-            f"${r.cost_usd:.4f}",
+            common.usd(r.cost_usd),
             str(r.capabilities),
         )
     common.out().print(table)
@@ -283,6 +318,7 @@ def jobs_cmd(
         bool,
         typer.Option("--requeue-stale", help="Queue again running jobs whose worker is gone."),
     ] = False,
+    nl: common.NlOpt = False,
 ) -> None:
     """List extraction jobs: state, attempts, last error and which worker holds them."""
     from rich.table import Table
@@ -298,8 +334,7 @@ def jobs_cmd(
         raise InputError(f"unknown job state {state!r}", hint=f"use one of {', '.join(JOB_STATES)}")
     with common.env(ctx).store() as store, store.transaction() as session:
         rows = list_jobs(session, tool_slug=tool, run_id=run, state=state)
-    if as_json:
-        common.print_json([r.model_dump(mode="json") for r in rows])
+    if common.print_rows(rows, as_json, nl):
         return
     table = Table(
         "job",

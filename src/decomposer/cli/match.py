@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from decomposer.cli import common
-from decomposer.cli.choices import EMBEDDERS, MATCHES_PER_QUERY
+from decomposer.cli.choices import EMBEDDERS, LEXICAL_ALIGN, LEXICAL_MATCH, MATCHES_PER_QUERY
 from decomposer.core.errors import InputError
 
 if TYPE_CHECKING:
@@ -107,6 +107,7 @@ def import_queries_cmd(
     replace: Annotated[
         bool, typer.Option("--replace", help="Delete every stored query (and the graph) first.")
     ] = False,
+    as_json: common.DoneJsonOpt = False,
 ) -> None:
     """Import user search queries; a bad line is refused with its number and nothing is stored."""
     from decomposer.core.clock import utcnow
@@ -115,6 +116,9 @@ def import_queries_cmd(
     lines = queries.parse_queries(file)
     with common.env(ctx).store() as store, store.transaction() as session:
         report = queries.import_queries(session, lines, now=utcnow(), replace=replace)
+    if as_json:
+        common.print_json({"action": "match import-queries", "file": str(file), **asdict(report)})
+        return
     common.out().print(
         f"{file}: {report.queries} queries ({report.searches:,} searches), {report.added} new, "
         f"{report.counts_changed} counts set, {report.counts_unchanged} unchanged. "
@@ -137,7 +141,7 @@ def run_cmd(
         typer.Option(
             "--threshold",
             help="Similarity a hit needs to count for Times Matched (default: the embedder's; "
-            "lexical 0.12).",
+            f"lexical {LEXICAL_MATCH:.2f}).",
         ),
     ] = None,
     as_json: JsonOpt = False,
@@ -229,7 +233,7 @@ def similar_cmd(
         typer.Option(
             "--threshold",
             help="Similarity two capabilities need to be paired (default: the embedder's; "
-            "lexical 0.25).",
+            f"lexical {LEXICAL_ALIGN:.2f}).",
         ),
     ] = None,
     as_json: JsonOpt = False,
@@ -248,6 +252,11 @@ def similar_cmd(
         results = match.similar(
             session, tool, emb, include_unreviewed=include_unreviewed, limit=limit
         )
+        why = None
+        if not results:
+            from decomposer.cli.why import no_similar
+
+            why = no_similar(session, tool, include_unreviewed, f"{emb.thresholds.align:.2f}")
     if as_json:
         common.print_json(
             {
@@ -263,12 +272,13 @@ def similar_cmd(
                     }
                     for r in results
                 ],
+                **({"why": why} if why else {}),
             }
         )
         return
     out = common.out()
-    if not results:
-        out.print(f"{tool}: no other tool shares a capability with it", markup=False)
+    if why:
+        out.print(f"{tool}: no similar tools: {why}", markup=False)
         return
     for r in results:
         out.print(

@@ -86,6 +86,7 @@ def _options(
 def tool_import(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="Catalogue TOML file (see docs/comparator.md).")],
+    as_json: common.DoneJsonOpt = False,
 ) -> None:
     """Create or update tools, pricing and score signals from a catalogue file."""
     from decomposer.catalog.catalogue import import_catalogue, load_catalogue
@@ -94,6 +95,11 @@ def tool_import(
     specs = load_catalogue(file)
     with common.env(ctx).store() as store, store.transaction() as session:
         report = import_catalogue(session, specs, source=str(file), now=utcnow())
+    if as_json:
+        from dataclasses import asdict
+
+        common.print_json({"action": "tool import", "file": str(file), **asdict(report)})
+        return
     common.print_changes(
         common.out(),
         str(file),
@@ -306,8 +312,13 @@ def regenerate_cmd(
             formats=formats or FORMATS,
             on_progress=update,
         )
+        why = None
+        if report.pairs == 0 and pairs is None:
+            from decomposer.cli.why import no_pages
+
+            why = no_pages(session, include_unreviewed)
     if as_json:
-        common.print_json(pair_summary(report))
+        common.print_json({**pair_summary(report), **({"why": why} if why else {})})
         return
     out = common.out()
     for pair, reason in report.skipped:
@@ -317,6 +328,8 @@ def regenerate_cmd(
         f"{report.unchanged} unchanged, {len(report.skipped)} pairs skipped",
         markup=False,
     )
+    if why:
+        out.print(f"nothing to write: {why}", markup=False)
 
 
 def stale_cmd(

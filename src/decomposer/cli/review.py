@@ -76,7 +76,12 @@ def now() -> datetime:
     return utcnow()
 
 
-def _print_outcomes(outcomes: list[Outcome], verb: str) -> None:
+def _print_outcomes(outcomes: list[Outcome], verb: str, as_json: bool = False) -> None:
+    if as_json:
+        from dataclasses import asdict
+
+        common.print_json({"action": verb, "changed": [asdict(o) for o in outcomes]})
+        return
     out = common.out()
     for o in outcomes:
         extra = (
@@ -100,6 +105,7 @@ def _act(
     dry_run: bool,
     reviewer: str | None,
     verb: str,
+    as_json: bool = False,
 ) -> None:
     from decomposer.review.actions import bulk, review_many, submit
     from decomposer.review.queries import Filter, parse_where
@@ -117,7 +123,7 @@ def _act(
             if f.statuses is None and f.pending is None and f.proposal is None:
                 f.pending = True
             if dry_run:
-                _list_matches(store, f)
+                _list_matches(store, f, as_json)
                 return
             outcomes = bulk(store, f, action, reviewer=who, now=now, note=note)
         elif dry_run:
@@ -136,15 +142,19 @@ def _act(
             ]
         else:
             outcomes = review_many(store, ids, action, reviewer=who, now=now, note=note)
-    _print_outcomes(outcomes, verb)
+    _print_outcomes(outcomes, verb, as_json)
 
 
-def _list_matches(store: Store, f: Filter) -> None:
+def _list_matches(store: Store, f: Filter, as_json: bool = False) -> None:
     from decomposer.review.queries import select_capabilities
 
     with store.transaction() as session:
         caps = select_capabilities(session, f)
         lines = [f"would change {c.id}: {c.status} · {c.category} · {c.name}" for c in caps]
+        would = [{"id": c.id, "status": c.status, "name": c.name} for c in caps]
+    if as_json:
+        common.print_json({"action": "dry-run", "would_change": would})
+        return
     out = common.out()
     for line in lines:
         out.print(line, markup=False)
@@ -168,11 +178,12 @@ def approve_cmd(
     expect_version: ExpectOpt = None,
     dry_run: DryRunOpt = False,
     reviewer: ReviewerOpt = None,
+    as_json: common.DoneJsonOpt = False,
 ) -> None:
     """Approve capabilities (applying any pending re-extraction change), by id or in bulk."""
     action = "keep" if keep_current else "approve"
     verb = "kept" if keep_current else "approved"
-    _act(ctx, action, ids, tool, where, note, expect_version, dry_run, reviewer, verb)
+    _act(ctx, action, ids, tool, where, note, expect_version, dry_run, reviewer, verb, as_json)
 
 
 def reject_cmd(
@@ -184,9 +195,22 @@ def reject_cmd(
     expect_version: ExpectOpt = None,
     dry_run: DryRunOpt = False,
     reviewer: ReviewerOpt = None,
+    as_json: common.DoneJsonOpt = False,
 ) -> None:
     """Reject capabilities, by id or in bulk; rejected ones never appear on pages."""
-    _act(ctx, "reject", ids, tool, where, note, expect_version, dry_run, reviewer, "rejected")
+    _act(
+        ctx,
+        "reject",
+        ids,
+        tool,
+        where,
+        note,
+        expect_version,
+        dry_run,
+        reviewer,
+        "rejected",
+        as_json,
+    )
 
 
 def edit_cmd(
@@ -205,6 +229,7 @@ def edit_cmd(
     note: NoteOpt = None,
     expect_version: ExpectOpt = None,
     reviewer: ReviewerOpt = None,
+    as_json: common.DoneJsonOpt = False,
 ) -> None:
     """Change a capability's text; the old text stays in its history."""
     from decomposer.review.actions import submit
@@ -224,13 +249,14 @@ def edit_cmd(
             changes=changes,
             note=note,
         )
-    _print_outcomes([outcome], "approved" if approve else "edited")
+    _print_outcomes([outcome], "approved" if approve else "edited", as_json)
 
 
 def history_cmd(
     ctx: typer.Context,
     cap_id: Annotated[str, typer.Argument(help="Capability id.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: common.JsonOpt = False,
+    nl: common.NlOpt = False,
 ) -> None:
     """Show every change to a capability: who, when, what, before and after."""
     from rich.table import Table
@@ -240,8 +266,7 @@ def history_cmd(
 
     with common.env(ctx).store() as store, store.transaction() as session:
         events = history(session, cap_id)
-    if as_json:
-        common.print_json([e.model_dump(mode="json") for e in events])
+    if common.print_rows(events, as_json, nl):
         return
     table = Table("when", "who", "action", "status", "v", "changes", "note", box=None)
     for e in events:

@@ -6,6 +6,7 @@ Library modules are imported inside the commands, so listing them in ``--help`` 
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -14,7 +15,7 @@ from decomposer.cli import common
 from decomposer.cli.choices import STATUSES, TOOL_TYPES
 from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+JsonOpt = common.JsonOpt
 
 
 def tool_add(
@@ -29,6 +30,7 @@ def tool_add(
     exist_ok: Annotated[
         bool, typer.Option("--exist-ok", help="Succeed quietly if the tool already exists.")
     ] = False,
+    as_json: common.DoneJsonOpt = False,
 ) -> None:
     """Register a tool so its docs can be ingested."""
     from decomposer.core.clock import utcnow
@@ -37,15 +39,30 @@ def tool_add(
 
     with common.env(ctx).store() as store, store.transaction() as session:
         if exist_ok and (found := find_tool(session, slug or slugify(name))) is not None:
-            common.out().print(f"tool [bold]{found.slug}[/] already exists")
-            return
-        tool = add_tool(
-            session, name, now=utcnow(), slug=slug, type=type, vendor=vendor, homepage=homepage
-        )
-        common.out().print(f"added tool [bold]{tool.slug}[/] ({tool.name})")
+            done, tool = "exists", found
+        else:
+            done = "added"
+            tool = add_tool(
+                session, name, now=utcnow(), slug=slug, type=type, vendor=vendor, homepage=homepage
+            )
+        result = {"action": "tool add", "result": done, "id": tool.id, "slug": tool.slug}
+        result["name"] = tool.name
+    if as_json:
+        common.print_json(result)
+    elif done == "exists":
+        common.out().print(f"tool [bold]{result['slug']}[/] already exists")
+    else:
+        common.out().print(f"added tool [bold]{result['slug']}[/] ({result['name']})")
 
 
-def tools_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def path_cmd(ctx: typer.Context) -> None:
+    """Print the data dir: the SQLite store, config.toml, pages and review cursors live there."""
+    import sys
+
+    sys.stdout.write(f"{common.env(ctx).settings.home.resolve()}\n")
+
+
+def tools_cmd(ctx: typer.Context, as_json: JsonOpt = False, nl: common.NlOpt = False) -> None:
     """List tools with their document and capability counts."""
     from rich.table import Table
 
@@ -53,8 +70,7 @@ def tools_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
     with common.env(ctx).store() as store, store.transaction() as session:
         rows = list_tools(session)
-    if as_json:
-        common.print_json([r.model_dump(mode="json") for r in rows])
+    if common.print_rows(rows, as_json, nl):
         return
     table = Table("slug", "name", "type", "documents", "capabilities", box=None, pad_edge=False)
     for r in rows:
@@ -73,6 +89,15 @@ def ingest_cmd(
             "re-chunks documents cut with another one."
         ),
     ] = DEFAULT_CHUNK_TOKENS,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Remove the tool's documents not given this time; capabilities only they "
+            "backed are flagged vanished, never deleted.",
+        ),
+    ] = False,
+    as_json: common.DoneJsonOpt = False,
 ) -> None:
     """Load documents for a tool; unchanged documents are skipped, changed ones re-chunked."""
     from decomposer.core.clock import utcnow
@@ -90,6 +115,16 @@ def ingest_cmd(
             max_bytes=env.settings.max_document_bytes,
             fetch_deadline=env.settings.fetch_deadline,
         )
+        pruned = None
+        if prune:
+            from decomposer.cli.docs import prune as prune_documents
+
+            with store.transaction() as session:
+                pruned = prune_documents(session, tool, report.keys, utcnow())
+    if as_json:
+        extra = {"pruned": pruned} if pruned is not None else {}
+        common.print_json({"action": "ingest", "tool": tool, **asdict(report), **extra})
+        return
     for note in report.notes:
         out.print(f"note: {note}")
     common.print_changes(
@@ -102,6 +137,10 @@ def ingest_cmd(
         ],
         tail=f"; {report.chunks_written} chunks written",
     )
+    if pruned is not None:
+        from decomposer.cli.docs import print_removal
+
+        print_removal(pruned)
 
 
 def capabilities_cmd(
@@ -109,14 +148,14 @@ def capabilities_cmd(
     tool: Annotated[str, typer.Argument(help="Tool slug.")],
     status: Annotated[str | None, typer.Option(help=f"One of: {', '.join(STATUSES)}.")] = None,
     as_json: JsonOpt = False,
+    nl: common.NlOpt = False,
 ) -> None:
     """Show a tool's capability records with their evidence."""
     from decomposer.views.capabilities import list_capabilities
 
     with common.env(ctx).store() as store, store.transaction() as session:
         rows = list_capabilities(session, tool, status)
-    if as_json:
-        common.print_json([r.model_dump(mode="json") for r in rows])
+    if common.print_rows(rows, as_json, nl):
         return
     out = common.out()
     if not rows:

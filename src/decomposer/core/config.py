@@ -16,7 +16,9 @@ from pydantic import SecretStr
 
 from decomposer.core.errors import ConfigError
 
-DEFAULT_HOME = ".decomposer"
+LEGACY_HOME = ".decomposer"
+"""The data dir's old default, relative to the current folder: still used when it exists there."""
+APP_NAME = "decomposer"
 CONFIG_FILE = "config.toml"
 DEFAULT_FETCH_DEADLINE = 60.0
 """Seconds one ingested URL may take in all (``DECOMPOSER_FETCH_DEADLINE``)."""
@@ -44,11 +46,16 @@ class Settings:
     max_document_bytes: int = int(DEFAULT_MAX_DOCUMENT_MB * 1024 * 1024)
     job_lease_s: float = 120.0
     """How long a worker's job stays its own without a heartbeat (``DECOMPOSER_JOB_LEASE_S``)."""
+    legacy_home: bool = False
+    """The data dir is an old ``./.decomposer`` found in the current folder (the CLI says so)."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, home: Path | None = None
+    ) -> Settings:
+        """Settings from the environment; ``home`` (``--home``) wins over ``DECOMPOSER_HOME``."""
         env = os.environ if env is None else env
-        home = Path(env.get("DECOMPOSER_HOME") or DEFAULT_HOME)
+        home, legacy = resolve_home(home, env)
         config = _config_file(home / CONFIG_FILE)
         database_url = env.get("DECOMPOSER_DATABASE_URL") or f"sqlite:///{home / 'decomposer.db'}"
         return cls(
@@ -69,6 +76,7 @@ class Settings:
                 _positive(env, "DECOMPOSER_MAX_DOCUMENT_MB", DEFAULT_MAX_DOCUMENT_MB) * 1024 * 1024
             ),
             job_lease_s=_lease(env.get("DECOMPOSER_JOB_LEASE_S")),
+            legacy_home=legacy,
         )
 
     def secrets(self) -> list[str]:
@@ -85,6 +93,28 @@ def _lease(value: str | None) -> float:
     if not 1.0 <= seconds <= 86400.0:
         raise ConfigError("DECOMPOSER_JOB_LEASE_S must be a number of seconds from 1 to 86400")
     return seconds
+
+
+def user_home() -> Path:
+    """The per-user data dir (``~/.local/share/decomposer`` on Linux, honouring XDG_DATA_HOME;
+    ``~/Library/Application Support/decomposer`` on macOS; ``%LOCALAPPDATA%`` on Windows)."""
+    from platformdirs import user_data_path
+
+    return user_data_path(APP_NAME, appauthor=False)
+
+
+def resolve_home(option: Path | None, env: Mapping[str, str]) -> tuple[Path, bool]:
+    """The data dir and whether it is a legacy ``./.decomposer``: ``--home``, else
+    ``DECOMPOSER_HOME``, else an existing ``./.decomposer`` (the old default, so stores made
+    before keep working), else the per-user dir. Nothing is created here."""
+    if option is not None:
+        return option, False
+    if env.get("DECOMPOSER_HOME"):
+        return Path(env["DECOMPOSER_HOME"]), False
+    legacy = Path(LEGACY_HOME)
+    if legacy.is_dir():
+        return legacy, True
+    return user_home(), False
 
 
 def _config_file(path: Path) -> dict[str, Any]:

@@ -44,7 +44,8 @@ class RunProgress:
     failed: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0
+    """``None`` once any call had no known price: a partial sum would read as the cost."""
 
     def add(self, result: CallResult[Any], chunks: int) -> None:
         self.done += 1
@@ -53,7 +54,10 @@ class RunProgress:
         self.calls += not result.cache_hit
         self.input_tokens += result.input_tokens
         self.output_tokens += result.output_tokens
-        self.cost_usd += result.cost_usd or 0.0
+        if result.cost_usd is None or self.cost_usd is None:
+            self.cost_usd = None
+        else:
+            self.cost_usd += result.cost_usd
 
 
 @dataclass

@@ -116,12 +116,20 @@ async def finish_shared_run(
             return _written_elsewhere(caller.store, run_id, progress)
         if not state[jobs.QUEUED]:
             if not await asyncio.to_thread(jobs.running_inline, caller.store, run_id):
-                if state[jobs.FAILED]:
-                    raise RunNotFinished(run_id, state)
-                continue  # the job another process ran finished since: finalize again
+                if _settled_meanwhile(caller.store, run_id):
+                    continue  # the job another process ran finished since: finalize again
+                raise RunNotFinished(run_id, state)
             await caller.sleep(SHARED_POLL_S)
         more = await execute_jobs(caller, run_id)
         progress = _merged(progress, more)
+
+
+def _settled_meanwhile(store: Store, run_id: int) -> bool:
+    """No process calls any of the run's jobs now: were they all done or queued again since the
+    last read? Not when a job failed or a Batch API batch still holds one."""
+    with store.transaction() as session:
+        state = jobs.counts(session, run_id)
+    return not state[jobs.FAILED] and not state[jobs.RUNNING]
 
 
 def _merged(before: RunProgress, after: RunProgress) -> RunProgress:
@@ -131,7 +139,8 @@ def _merged(before: RunProgress, after: RunProgress) -> RunProgress:
     after.cache_hits += before.cache_hits
     after.input_tokens += before.input_tokens
     after.output_tokens += before.output_tokens
-    after.cost_usd += before.cost_usd
+    both = (after.cost_usd, before.cost_usd)
+    after.cost_usd = None if None in both else (after.cost_usd or 0.0) + (before.cost_usd or 0.0)
     return after
 
 

@@ -1,5 +1,9 @@
 """Ingest: load sources, store each document with its content hash, and (re)chunk changed ones.
 
+Documents are found again by their source key (the URL, or the path below the ingested folder's
+parent), not by absolute path, so ingesting a moved or copied folder re-uses the stored chunks:
+chunk ids, and so request hashes, derive from the key.
+
 A document is re-chunked when its text changed or when it is ingested with a different chunk
 budget than the one it was chunked with (``Document.chunk_budget``; NULL, from stores older
 than that column, counts as ``DEFAULT_CHUNK_TOKENS``, the only budget the CLI used by default).
@@ -38,6 +42,8 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     chunks_written: int = 0
+    keys: list[str] = field(default_factory=list)
+    """The source key of every document this ingest read (for ``--prune``)."""
 
 
 def check_budget(budget: int) -> int:
@@ -77,6 +83,7 @@ def ingest(
     with store.transaction() as session:
         tool = get_tool(session, tool_slug)
         for doc in documents:
+            report.keys.append(doc.key)
             _store_document(session, tool, doc, now, budget, report)
     return report
 
@@ -89,23 +96,25 @@ def _store_document(
     budget: int,
     report: IngestReport,
 ) -> None:
-    row = session.scalar(
-        select(Document).where(Document.tool_id == tool.id, Document.source == doc.source)
-    )
+    row = _stored(session, tool, doc)
+    if row is not None and (row.source, row.source_key) != (doc.source, doc.key):
+        if row.source != doc.source:
+            report.notes.append(f"{doc.key}: now read from {doc.source} (was {row.source})")
+        row.source, row.source_key = doc.source, doc.key
     pieces: list[TextChunk] | None = None
     if row is not None and row.content_hash == doc.content_hash:
         previous = row.chunk_budget or DEFAULT_CHUNK_TOKENS
         if previous == budget:
             report.unchanged.append(doc.source)
             return
-        pieces = chunk_document(f"{tool.slug}:{doc.source}", doc.text, budget)
+        pieces = chunk_document(f"{tool.slug}:{doc.key}", doc.text, budget)
         if _same_chunks(pieces, row.chunks):
             row.chunk_budget = budget
             report.unchanged.append(doc.source)
             return
         report.notes.append(f"re-chunked {doc.source}: budget {previous} → {budget} tokens")
     if row is None:
-        row = Document(tool_id=tool.id, source=doc.source, ingested_at=now)
+        row = Document(tool_id=tool.id, source=doc.source, source_key=doc.key, ingested_at=now)
         session.add(row)
         report.added.append(doc.source)
     else:
@@ -119,7 +128,7 @@ def _store_document(
     row.updated_at = now
     row.chunk_budget = budget
     if pieces is None:
-        pieces = chunk_document(f"{tool.slug}:{doc.source}", doc.text, budget)
+        pieces = chunk_document(f"{tool.slug}:{doc.key}", doc.text, budget)
     row.chunks.extend(
         Chunk(
             id=c.id,
@@ -133,6 +142,16 @@ def _store_document(
         for c in pieces
     )
     report.chunks_written += len(pieces)
+
+
+def _stored(session: Session, tool: Tool, doc: SourceDocument) -> Document | None:
+    """The stored document by its stable key, else (a store from before keys, or a file first
+    ingested on its own and now in a folder) by the exact place it was read from."""
+    for column, value in ((Document.source_key, doc.key), (Document.source, doc.source)):
+        row = session.scalar(select(Document).where(Document.tool_id == tool.id, column == value))
+        if row is not None:
+            return row
+    return None
 
 
 def _same_chunks(pieces: list[TextChunk], stored: list[Chunk]) -> bool:

@@ -60,12 +60,17 @@ class SourceDocument:
     text: str
     content_hash: str
     media_type: str
+    key: str = ""
+    """Stable identity within a tool: the URL, or the path below the ingested folder's parent
+    (``docs/a.md`` for ``a.md`` in an ingested ``docs/``), or a single file's name. It does not
+    depend on where the folder is, so a moved folder matches its stored documents."""
 
 
 @dataclass(frozen=True, slots=True)
 class _File:
     path: Path
     label: str
+    key: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +118,20 @@ def load_sources(
         notes.extend(note)
     documents: list[SourceDocument] = []
     seen: set[str] = set()
+    keys: dict[str, str] = {}
     with _client_for(targets, http_client, fetch_deadline) as client:
         for target in targets:
             document = _load(target, client, limits)
             if document.source in seen:
                 notes.append(f"ignored {document.source}: given more than once")
                 continue
+            if (other := keys.get(document.key)) is not None:
+                raise InputError(
+                    f"{other} and {document.source} would both be stored as {document.key!r}",
+                    hint="ingest one of them in another command, or rename one folder",
+                )
             seen.add(document.source)
+            keys[document.key] = document.source
             documents.append(document)
     return documents, notes
 
@@ -136,7 +148,7 @@ def _resolve(raw: str) -> tuple[list[_Target], list[str]]:
         return _resolve_folder(path, text)
     if path.is_file():
         _media_type_of(path, text)
-        return [_File(path, text)], []
+        return [_File(path, text, path.resolve().name)], []
     if path.exists():
         raise InputError(f"{text}: not a regular file or folder")
     raise InputError(f"{text}: no such file or folder")
@@ -173,7 +185,9 @@ def _resolve_folder(folder: Path, label: str) -> tuple[list[_Target], list[str]]
     if skipped:
         plural = "s" if skipped != 1 else ""
         notes.append(f"skipped {skipped} file{plural} with unsupported extensions in {label}")
-    return [_File(path, path.as_posix()) for path in files], notes
+    root = folder.resolve()
+    keys = [f"{root.name}/{p.relative_to(folder).as_posix()}" for p in files]
+    return [_File(p, p.as_posix(), key) for p, key in zip(files, keys, strict=True)], notes
 
 
 def _walk(folder: Path) -> tuple[list[Path], int, list[Path]]:
@@ -288,7 +302,7 @@ def _load_file(target: _File, max_bytes: int) -> SourceDocument:
     text = _decode(data, "utf-8", target.label)
     source = target.path.resolve().as_posix()
     fallback = _fallback_title(text, media_type, target.path.stem)
-    return _document(source, media_type, text, target.label, fallback)
+    return _document(source, media_type, text, target.label, fallback, key=target.key)
 
 
 def _fetch(client: httpx.Client, url: str, limits: _Limits) -> SourceDocument:
@@ -393,7 +407,7 @@ def _decode(data: bytes, encoding: str, label: str) -> str:
 
 
 def _document(
-    source: str, media_type: str, text: str, label: str, fallback_title: str
+    source: str, media_type: str, text: str, label: str, fallback_title: str, key: str = ""
 ) -> SourceDocument:
     try:
         converted, declared_title = convert(text, media_type)
@@ -403,7 +417,7 @@ def _document(
         raise InputError(f"{label}: no text left after converting it ({media_type})")
     title = _title(converted, declared_title, fallback_title)
     digest = hashlib.sha256(converted.encode("utf-8")).hexdigest()
-    return SourceDocument(source, title, converted, digest, media_type)
+    return SourceDocument(source, title, converted, digest, media_type, key or source)
 
 
 def _title(text: str, declared: str | None, fallback: str) -> str:

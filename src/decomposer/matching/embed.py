@@ -319,6 +319,7 @@ class ProviderEmbedder:
             limiter=SyncRateLimiter(active, limiter_key(provider, key, base_url), storage_uri)
             if active is not None
             else None,
+            base_url=base_url,
         )
 
     @property

@@ -24,6 +24,7 @@ from decomposer.providers.spec import (
     APIFailure,
     Provider,
     ProviderConfig,
+    chain,
     classify_with,
     retry_after,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "check_base_url",
     "classify",
     "endpoint",
+    "endpoint_of",
     "get_provider",
     "make_client",
     "resolve",
@@ -89,6 +91,20 @@ def endpoint(
     if url is not None:
         check_base_url(url)
     return url
+
+
+def endpoint_of(exc: BaseException) -> str:
+    """Host and path of the request behind a failure, for the error message: never the query
+    string or headers, where a key could be."""
+    for err in chain(exc):
+        for holder in (err, getattr(err, "response", None), getattr(err, "raw_response", None)):
+            try:
+                url = holder.request.url  # type: ignore[union-attr]
+            except (AttributeError, RuntimeError):  # httpx raises RuntimeError when unset
+                continue
+            port = f":{url.port}" if url.port else ""
+            return f"{url.host}{port}{url.path}"
+    return "the provider"
 
 
 def check_base_url(url: str) -> None:

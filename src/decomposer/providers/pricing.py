@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlparse
 
 from decomposer.core.errors import ConfigError
 
@@ -16,13 +18,36 @@ PER = 1_000_000
 class PriceTable:
     prices: dict[str, dict[str, tuple[float, float]]]
 
-    def cost(self, provider: str, model: str, tokens_in: int, tokens_out: int) -> float | None:
-        """USD for one call, or ``None`` when the model has no known price."""
+    def cost(
+        self,
+        provider: str,
+        model: str,
+        tokens_in: int,
+        tokens_out: int,
+        base_url: str | None = None,
+    ) -> float | None:
+        """USD for one call, or ``None`` when the model has no known price. The bundled free
+        ``openai-compatible`` wildcard is for servers on this machine or network: a remote host
+        (a paid one, maybe) without its own price is unknown, not $0."""
         by_model = self.prices.get(provider, {})
-        price = by_model.get(model) or by_model.get("*")
+        price = by_model.get(model)
+        if price is None and (provider != "openai-compatible" or is_local(base_url)):
+            price = by_model.get("*")
         if price is None:
             return None
         return round((tokens_in * price[0] + tokens_out * price[1]) / PER, 8)
+
+
+def is_local(base_url: str | None) -> bool:
+    """A loopback or private-network host (Ollama, vLLM, llama.cpp on your own machines)."""
+    host = urlparse(base_url or "").hostname or ""
+    if host == "localhost" or host.endswith((".local", ".internal", ".lan")):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_link_local
 
 
 def load_prices(override: Path | None = None) -> PriceTable:

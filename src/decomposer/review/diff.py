@@ -281,7 +281,15 @@ def _update(
     return "proposed" if outcome == "unchanged" else outcome
 
 
-def _vanish(session: Session, row: Capability, run_id: int, now: datetime) -> None:
+def vanish(session: Session, row: Capability, now: datetime, note: str) -> None:
+    """Flag ``row`` vanished outside a run (its documents were removed), the same way a run
+    does: a proposal remembers its status for a person to decide; nothing is deleted."""
+    _vanish(session, row, None, now, note)
+
+
+def _vanish(
+    session: Session, row: Capability, run_id: int | None, now: datetime, note: str = ""
+) -> None:
     pending = open_proposal(session, row.id)
     if pending is not None:
         _resolve(pending, "superseded", now)
@@ -310,7 +318,7 @@ def _vanish(session: Session, row: Capability, run_id: int, now: datetime) -> No
         system=True,
         run_id=run_id,
         proposal_id=proposal.id,
-        note=f"not found by extraction run {run_id}",
+        note=note or f"not found by extraction run {run_id}",
     )
 
 

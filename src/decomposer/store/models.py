@@ -47,11 +47,17 @@ class Tool(Base):
 
 class Document(Base):
     __tablename__ = "documents"
-    __table_args__ = (UniqueConstraint("tool_id", "source"),)
+    __table_args__ = (
+        UniqueConstraint("tool_id", "source"),
+        UniqueConstraint("tool_id", "source_key", name="uq_documents_tool_id_source_key"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tool_id: Mapped[int] = mapped_column(ForeignKey("tools.id", ondelete="CASCADE"), index=True)
     source: Mapped[str] = mapped_column(String(2000))
+    """Where it was last read from: the URL or the absolute path (pages show only the name)."""
+    source_key: Mapped[str] = mapped_column(String(2000))
+    """Its stable identity in the tool (``SourceDocument.key``): a moved folder matches it."""
     title: Mapped[str] = mapped_column(String(500))
     media_type: Mapped[str] = mapped_column(String(50))
     content_hash: Mapped[str] = mapped_column(String(64))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from decomposer.core.errors import InputError, NotFoundError
@@ -98,3 +98,17 @@ def list_tools(session: Session) -> list[ToolSummary]:
         )
         for tool, n_docs, n_caps in rows
     ]
+
+
+def remove_tool(session: Session, slug: str) -> dict[str, object]:
+    """Delete a tool with everything stored for it (documents, chunks, runs, capabilities and
+    their history, catalogue entry); the database cascades. Returns what went, for the CLI."""
+    tool = get_tool(session, slug)
+    counts = {
+        "documents": session.scalar(select(func.count()).where(Document.tool_id == tool.id)),
+        "capabilities": session.scalar(select(func.count()).where(Capability.tool_id == tool.id)),
+    }
+    result: dict[str, object] = {"id": tool.id, "slug": tool.slug, **counts}
+    session.execute(delete(Tool).where(Tool.id == tool.id))
+    session.expunge_all()
+    return result

@@ -31,7 +31,8 @@ class RunSummary(BaseModel):
     """Calls logged as sent whose answer never came (a killed process): counted, not priced."""
     input_tokens: int
     output_tokens: int
-    cost_usd: float
+    cost_usd: float | None
+    """None when some call had no known price (an unpriced remote host): never shown as $0."""
     capabilities: int
     ungrounded: int
     error: str | None
@@ -51,6 +52,7 @@ def list_runs(session: Session, tool_slug: str | None = None, limit: int = 50) -
             func.sum(LLMCall.input_tokens).label("input_tokens"),
             func.sum(LLMCall.output_tokens).label("output_tokens"),
             func.sum(func.coalesce(LLMCall.cost_usd, 0.0)).label("cost_usd"),
+            func.sum(case((LLMCall.cost_usd.is_(None), 1), else_=0)).label("unpriced"),
         )
         .group_by(LLMCall.run_id)
         .subquery()
@@ -84,7 +86,7 @@ def list_runs(session: Session, tool_slug: str | None = None, limit: int = 50) -
                 pending=int(row.pending or 0),
                 input_tokens=int(row.input_tokens or 0),
                 output_tokens=int(row.output_tokens or 0),
-                cost_usd=round(float(row.cost_usd or 0.0), 6),
+                cost_usd=None if row.unpriced else round(float(row.cost_usd or 0.0), 6),
                 capabilities=run.capabilities,
                 ungrounded=run.ungrounded,
                 error=run.error,

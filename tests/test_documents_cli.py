@@ -1,0 +1,90 @@
+"""``doc list``, ``doc remove``, ``ingest --prune`` and ``tool remove``: removed documents'
+capabilities are flagged vanished (reviewed ones keep their history), never deleted."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import CLI, REPO
+
+RECORDINGS = REPO / "fixtures" / "recordings"
+
+
+@pytest.fixture
+def llama(capsys, tmp_path, monkeypatch) -> tuple[CLI, Path]:
+    """Llama 4's demo docs copied to a folder we can change, ingested and extracted offline."""
+    monkeypatch.setenv("DECOMPOSER_REVIEWER", "tester")
+    folder = tmp_path / "llama-4"
+    shutil.copytree(REPO / "fixtures" / "docs" / "llama-4", folder)
+    cli = CLI(capsys)
+    assert cli("tool", "add", "Llama 4", "--type", "Model")[0] == 0
+    assert cli("ingest", "llama-4", str(folder))[0] == 0
+    assert cli("extract", "llama-4", "--replay", str(RECORDINGS))[0] == 0
+    return cli, folder
+
+
+def backed_only_by(cli: CLI, source: str) -> list[dict]:
+    caps = cli.json("capabilities", "llama-4")
+    return [c for c in caps if {e["document"] for e in c["evidence"]} == {source}]
+
+
+def test_doc_list_as_table_json_and_ndjson(llama):
+    cli, folder = llama
+    docs = cli.json("doc", "list", "llama-4")
+    assert [d["key"] for d in docs] == sorted(f"llama-4/{p.name}" for p in folder.iterdir())
+    assert all(d["chunks"] >= 1 and d["source"].startswith(str(folder)) for d in docs)
+    code, out, _ = cli("doc", "list", "llama-4", "--nl")
+    assert code == 0 and len(out.splitlines()) == len(docs)
+    code, out, _ = cli("doc", "list", "llama-4")
+    assert code == 0 and docs[0]["key"] in out
+
+
+def test_ingest_prune_flags_capabilities_vanished_and_keeps_history(llama):
+    cli, folder = llama
+    docs = cli.json("doc", "list", "llama-4")
+    victim = next(d for d in docs if backed_only_by(cli, d["source"]))
+    only_there = backed_only_by(cli, victim["source"])
+    approved = only_there[0]["id"]
+    assert cli("approve", approved)[0] == 0
+    (folder / Path(victim["key"]).name).unlink()
+
+    report = cli.json("ingest", "llama-4", str(folder), "--prune")
+    assert report["pruned"]["removed"] == [{"id": victim["id"], "key": victim["key"]}]
+    assert sorted(report["pruned"]["vanished"]) == sorted(c["id"] for c in only_there)
+    assert [d["key"] for d in cli.json("doc", "list", "llama-4")] == [
+        d["key"] for d in docs if d["id"] != victim["id"]
+    ]
+    statuses = {c["id"]: c["status"] for c in cli.json("capabilities", "llama-4")}
+    assert all(statuses[c["id"]] == "vanished" for c in only_there)  # kept, not deleted
+    assert sum(s != "vanished" for s in statuses.values()) > 0
+    actions = [e["action"] for e in cli.json("history", approved)]
+    assert actions[-2:] == ["approve", "vanished"]
+
+    code, out, _ = cli("ingest", "llama-4", str(folder), "--prune")
+    assert code == 0 and "0 documents removed; 0 capabilities flagged vanished" in out
+
+
+def test_doc_remove_by_key_or_id_and_unknown(llama):
+    cli, _ = llama
+    docs = cli.json("doc", "list", "llama-4")
+    result = cli.json("doc", "remove", "llama-4", docs[0]["key"], str(docs[1]["id"]))
+    assert result["action"] == "doc remove"
+    assert [d["id"] for d in result["removed"]] == [docs[0]["id"], docs[1]["id"]]
+    code, _, err = cli("doc", "remove", "llama-4", "nope.md")
+    assert code == 1 and err.startswith("error: llama-4 has no document 'nope.md'")
+
+
+def test_tool_remove_guards_reviewed_work(llama):
+    cli, _ = llama
+    [first, *_] = cli.json("capabilities", "llama-4")
+    assert cli("approve", first["id"])[0] == 0
+    code, _, err = cli("tool", "remove", "llama-4")
+    assert code == 1 and "1 reviewed capabilities" in err and "--force" in err
+    assert [t["slug"] for t in cli.json("tools")] == ["llama-4"]
+    result = cli.json("tool", "remove", "llama-4", "--force")
+    assert result["action"] == "tool remove" and result["documents"] == 3
+    assert cli.json("tools") == []
+    assert cli.json("runs") == []
