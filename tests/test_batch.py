@@ -23,7 +23,7 @@ from decomposer.calls.runtime import RunSetup
 from decomposer.cli.app import Env
 from decomposer.core.clock import utcnow
 from decomposer.core.config import Settings
-from decomposer.core.errors import ConfigError
+from decomposer.core.errors import ConfigError, NotFoundError
 from decomposer.extraction import batch
 from decomposer.extraction.run import context_for, load_inputs
 from decomposer.extraction.task import model_caller
@@ -126,6 +126,7 @@ class FakeBatches:
     polls: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
     fail_polls: int = 0
+    deleted: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         base = BASES[self.provider]
@@ -137,6 +138,12 @@ class FakeBatches:
         )
         self.download_route = self.mock.get(url__regex=rf"^{base}/files/[^/]+/content$").mock(
             side_effect=self._download
+        )
+        self.delete_route = self.mock.delete(url__regex=rf"^{base}/files/[^/]+$").mock(
+            side_effect=self._delete
+        )
+        self.cancel_route = self.mock.post(url__regex=rf"^{base}/{jobs_path}/[^/]+/cancel$").mock(
+            side_effect=self._cancel
         )
 
     @property
@@ -202,6 +209,17 @@ class FakeBatches:
         batch_id = request.url.path.rsplit("/", 1)[-1]
         if self.polls:
             self.batches[batch_id]["status"] = self.polls.pop(0)
+        return httpx.Response(200, json=self.batches[batch_id])
+
+    def _delete(self, request: httpx.Request) -> httpx.Response:
+        file_id = request.url.path.rsplit("/", 1)[-1]
+        self.deleted.append(file_id)
+        return httpx.Response(200, json={"id": file_id, "object": "file", "deleted": True})
+
+    def _cancel(self, request: httpx.Request) -> httpx.Response:
+        batch_id = request.url.path.split("/")[-2]
+        cancelling = "CANCELLATION_REQUESTED" if self.provider == "mistral" else "cancelling"
+        self.batches[batch_id]["status"] = cancelling
         return httpx.Response(200, json=self.batches[batch_id])
 
     def _download(self, request: httpx.Request) -> httpx.Response:
@@ -451,10 +469,10 @@ async def test_status_waits_with_exponential_backoff(store, keyed, pages, mock, 
     fake = FakeBatches("mistral", mock)
     await submit(store, keyed, "mistral")
     fake.polls = ["QUEUED", "RUNNING", "RUNNING", "SUCCESS"]
-    fake.fail_polls = 1  # a 503 while waiting is just another poll
+    fake.fail_polls = 1  # a 503 is retried at once (backoff with jitter), then polling goes on
     [info] = await poll(store, keyed, wait=True, sleep=fake_sleep)
     assert (info.status, info.terminal, info.collected) == ("SUCCESS", True, False)
-    assert sleeps == [10.0, 20.0, 40.0, 80.0]
+    assert 1.0 <= sleeps[0] <= 2.0 and sleeps[1:] == [10.0, 20.0, 40.0]
     assert fake.get_route.call_count == 5
 
 
@@ -468,15 +486,18 @@ async def test_waiting_is_bounded(store, keyed, pages, mock, fake_sleep, sleeps)
     assert sleeps == [10, 20, 25, 5]
 
 
-async def test_status_without_wait_polls_once_and_errors_are_one_line(store, keyed, pages, mock):
+async def test_status_without_wait_polls_once_and_errors_are_one_line(
+    store, keyed, pages, mock, fake_sleep
+):
     fake = FakeBatches("openai", mock)
     await submit(store, keyed, "openai")
     fake.polls = ["in_progress"]
     [info] = await poll(store, keyed)
     assert info.status == "in_progress"
-    fake.fail_polls = 1
+    fake.fail_polls = 6  # every retry of the request fails too
     with pytest.raises(batch.BatchAPIError, match="reading the batch failed: HTTP 503"):
-        await poll(store, keyed)
+        await poll(store, keyed, sleep=fake_sleep)
+    assert fake.get_route.call_count == 1 + 6
 
 
 # --- collect ------------------------------------------------------------------------------
@@ -677,3 +698,95 @@ def test_extract_batch_through_main(keyed, pages, mock, capsys, store):
     assert run_row(store).status == "succeeded"
     assert cli.main(["batch", "status", "nope"]) == 1
     assert capsys.readouterr().err == "error: no batch for 'nope' — see `decomposer batch list`\n"
+
+
+# --- every Batch API request: limiter, retries, log; cancel; files deleted -----------------
+
+
+@pytest.mark.parametrize("provider", ["mistral", "openai"])
+async def test_collect_deletes_the_batch_files(provider, store, keyed, pages, mock):
+    fake = FakeBatches(provider, mock)
+    await submit(store, keyed, provider)
+    fake.finish(DONE[provider], fake.answers(lambda i: i > 0), [http_error_line(fake.cid(0))])
+    await collect(store, keyed)
+    assert sorted(fake.deleted) == ["err-batch-1", "file-in-1", "out-batch-1"]
+
+
+@pytest.mark.parametrize("provider", ["mistral", "openai"])
+async def test_cancel_stops_the_batch_then_collect_keeps_what_ran(
+    provider, store, keyed, pages, mock
+):
+    fake = FakeBatches(provider, mock)
+    sub = await submit(store, keyed, provider)
+    async with httpx.AsyncClient() as http:
+        [info] = await batch.cancel(store, keyed, str(sub.run_id), http=http)
+    assert fake.cancel_route.call_count == 1 and fake.deleted == ["file-in-1"]
+    assert info.status == ("CANCELLATION_REQUESTED" if provider == "mistral" else "cancelling")
+    assert {j.state for j in job_rows(store)} == {"running"}  # held until collected
+    fake.finish(
+        "CANCELLED" if provider == "mistral" else "cancelled", fake.answers(lambda i: i < 2)
+    )
+    [report] = await collect(store, keyed)
+    assert (report.succeeded, report.requeued) == (2, N - 2)
+    assert sorted(fake.deleted) == ["file-in-1", "file-in-1", "out-batch-1"]
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(NotFoundError, match="no running batch for 'batch-1'"):
+            await batch.cancel(store, keyed, "batch-1", http=http)
+
+
+@dataclass
+class SimClock:
+    now: float = 1000.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 3))
+        self.now += seconds
+
+
+async def test_batch_requests_pass_the_limiter_and_wait_out_retry_after(mock, caplog):
+    """A 429 on a status request: the key's limiter is told (its pace drops), the retry waits
+    the Retry-After, and both attempts are logged without the key."""
+    from decomposer.extraction.batch_calls import GuardedBatchClient
+    from decomposer.providers.ratelimit import Limits, RateLimiter
+
+    fake = FakeBatches("openai", mock)
+    fake.batches["b1"] = {
+        "id": "b1",
+        "object": "batch",
+        "endpoint": "/v1/chat/completions",
+        "completion_window": "24h",
+        "created_at": 1765000000,
+        "input_file_id": "file-in-1",
+        "status": "in_progress",
+    }
+    fake.get_route.side_effect = [
+        httpx.Response(429, headers={"Retry-After": "7"}, json={"error": {"message": "slow"}}),
+        httpx.Response(200, json=fake.batches["b1"]),
+    ]
+    clock = SimClock()
+    limiter = RateLimiter(Limits(rps=2), "test-batch", sleep=clock.sleep, clock=clock)
+    caplog.set_level("INFO", logger="decomposer.batch")
+    async with httpx.AsyncClient() as http:
+        inner = batch.batch_spec("openai").client(SECRET, http, None)
+        client = GuardedBatchClient(inner, "openai", limiter, sleep=clock.sleep, monotonic=clock)
+        remote = await client.retrieve("b1")
+    assert remote.status == "in_progress" and fake.get_route.call_count == 2
+    assert limiter.throttled == 1 and clock.sleeps == [7.0]
+    lines = [r.getMessage() for r in caplog.records if r.name == "decomposer.batch"]
+    assert [line.split(" latency_ms")[0] for line in lines] == [
+        "batch call provider=openai call=retrieve outcome=error status=429",
+        "batch call provider=openai call=retrieve outcome=ok status=-",
+    ]
+    assert SECRET not in caplog.text
+
+
+def test_cli_batch_cancel(store, keyed, pages, mock, capsys):
+    fake = FakeBatches("openai", mock)
+    asyncio.run(submit(store, keyed, "openai"))
+    capsys.readouterr()
+    run_batch_cli(keyed, "batch", "cancel", "batch-1")
+    assert "cancelling" in capsys.readouterr().out and fake.deleted == ["file-in-1"]

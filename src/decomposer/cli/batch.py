@@ -1,4 +1,4 @@
-"""CLI commands for provider Batch APIs: ``batch status``, ``batch collect`` and ``batch list``,
+"""CLI commands for provider Batch APIs: ``batch status``, ``collect``, ``cancel`` and ``list``,
 plus ``submit_batch``, which ``extract --batch`` calls.
 
 They parse options and print; the work is in ``decomposer.extraction.batch``, imported inside the
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from decomposer.store import Store
 
 batch_app = typer.Typer(
-    help="Provider Batch APIs (half price, results within 24 h): status, collect, list.",
+    help="Provider Batch APIs (half price, results within 24 h): status, collect, cancel, list.",
     no_args_is_help=True,
 )
 TargetArg = Annotated[
@@ -178,6 +178,31 @@ def collect_cmd(
                 f"  finish them inline: `decomposer extract TOOL` with the run's provider and "
                 f"model (see `decomposer jobs --run {r.run_id} --state queued`)"
             )
+
+
+@batch_app.command("cancel")
+def cancel_cmd(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="A run id (digits) or a provider batch id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop running batches; then `batch collect` keeps what finished and queues the rest."""
+    import asyncio
+
+    from decomposer.extraction import batch
+
+    env = common.env(ctx)
+
+    async def go(store: Store) -> list[BatchInfo]:
+        async with _http() as http:
+            return await batch.cancel(store, env.settings, target, http=http)
+
+    with env.store() as store:
+        infos = asyncio.run(go(store))
+    if as_json:
+        common.print_json({"action": "batch cancel", "batches": [i.as_dict() for i in infos]})
+        return
+    _table(infos)
 
 
 @batch_app.command("list")

@@ -38,6 +38,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "doc remove": ("decomposer doc remove mistral-api mistral-api/embeddings.md",),
     "batch status": ("decomposer batch status --wait",),
     "batch collect": ("decomposer batch collect",),
+    "batch cancel": ("decomposer batch cancel 12",),
     "batch list": ("decomposer batch list --json",),
     "match import-queries": ("decomposer match import-queries fixtures/queries.csv",),
     "match run": ("decomposer match run --embedder lexical --top-k 10",),

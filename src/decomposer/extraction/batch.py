@@ -10,6 +10,7 @@ held by worker ``batch:<id>`` with a long lease. ``status`` and ``collect`` (in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator, Sequence
@@ -24,18 +25,23 @@ from decomposer.calls.calllog import BATCH_DISCOUNT, batch_cost, cached_hashes, 
 from decomposer.calls.prompts import Prompt, load_prompt
 from decomposer.calls.runtime import RunSetup
 from decomposer.calls.task import Task
-from decomposer.core.clock import Clock, utcnow
+from decomposer.core.clock import Clock, Sleep, utcnow
 from decomposer.core.config import Settings
+from decomposer.core.errors import NotFoundError
 from decomposer.extraction import jobs
 from decomposer.extraction.batch_results import (
     LEASE,
     Backoff,
     BatchInfo,
     CollectReport,
+    _base_url,
+    _records,
+    _update,
     batch_client,
     batch_spec,
     collect,
     custom_id,
+    delete_files,
     holder,
     list_batches,
     record_error,
@@ -47,7 +53,7 @@ from decomposer.extraction.inputs import Piece, context_for, load_inputs
 from decomposer.extraction.run import plan_run
 from decomposer.extraction.schema import Extraction
 from decomposer.extraction.task import extraction_task
-from decomposer.providers.base import ProviderConfig, get_provider
+from decomposer.providers.base import ProviderConfig, api_key, get_provider
 from decomposer.providers.registry import REGISTRY
 from decomposer.providers.spec import BatchAPIError, FileLimits
 from decomposer.store import Store
@@ -65,6 +71,7 @@ __all__ = [
     "CollectReport",
     "FileLimits",
     "batch_cost",
+    "cancel",
     "collect",
     "holder",
     "input_line",
@@ -130,10 +137,11 @@ async def submit(
     pack_tokens: int,
     http: httpx.AsyncClient,
     clock: Clock = utcnow,
+    sleep: Sleep = asyncio.sleep,
 ) -> BatchSubmission:
     """Plan (or resume) the run and send its queued, uncached jobs as provider batches."""
     cfg = setup.cfg
-    client = batch_client(cfg.provider, setup.key, http, cfg.base_url)
+    client = batch_client(settings, cfg.provider, setup.key, http, cfg.base_url, sleep)
     prompt = load_prompt(version=setup.prompt_version, root=settings.prompts_dir)
     task = extraction_task(prompt)
     run_id = plan_run(store, cfg, prompt, tool_slug, pack_tokens=pack_tokens, now=clock())
@@ -188,6 +196,38 @@ async def submit(
     if not lines:
         submission.report = settle(store, run_id, clock)
     return submission
+
+
+async def cancel(
+    store: Store,
+    settings: Settings,
+    target: str,
+    *,
+    http: httpx.AsyncClient,
+    sleep: Sleep = asyncio.sleep,
+    clock: Clock = utcnow,
+) -> list[BatchInfo]:
+    """Ask the provider to stop ``target``'s running batches (a run id or a batch id) and
+    delete their uploaded input files.
+
+    Their jobs stay held until ``collect`` stores whatever finished before the cancellation
+    and queues the rest again (then deletes the result files), as for any cancelled batch.
+    """
+    with store.transaction() as session:
+        todo = [
+            (r.batch_id, r.provider, r.input_file_id, _base_url(session, r.run_id))
+            for r in _records(session, target, only_open=True)
+            if r.status not in batch_spec(r.provider).terminal
+        ]
+    if not todo:
+        raise NotFoundError(f"no running batch for {target!r}", hint="see `decomposer batch list`")
+    for batch_id, provider, input_file_id, base_url in todo:
+        key = api_key(settings, provider)
+        client = batch_client(settings, provider, key, http, base_url, sleep)
+        _update(store, batch_id, await client.cancel(batch_id), clock())
+        await delete_files(client, [input_file_id])
+    with store.transaction() as session:
+        return list_batches(session, target)
 
 
 def _claim(

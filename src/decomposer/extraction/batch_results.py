@@ -31,6 +31,7 @@ from decomposer.core.clock import Clock, Sleep, utcnow
 from decomposer.core.config import Settings
 from decomposer.core.errors import ConfigError, NotFoundError
 from decomposer.extraction import jobs
+from decomposer.extraction.batch_calls import guard, log
 from decomposer.extraction.finalize import RunNotFinished, RunReport, finalize_run
 from decomposer.extraction.inputs import context_for, load_inputs
 from decomposer.extraction.schema import Extraction
@@ -58,9 +59,16 @@ def batch_spec(provider: str) -> BatchSpec:
 
 
 def batch_client(
-    provider: str, key: str, http: httpx.AsyncClient, base_url: str | None
+    settings: Settings,
+    provider: str,
+    key: str,
+    http: httpx.AsyncClient,
+    base_url: str | None,
+    sleep: Sleep = asyncio.sleep,
 ) -> BatchClient:
-    return batch_spec(provider).client(key, http, base_url)
+    """The provider's Batch API client, rate-limited, retried and logged (``batch_calls``)."""
+    inner = batch_spec(provider).client(key, http, base_url)
+    return guard(settings, provider, key, base_url, inner, sleep=sleep)
 
 
 def custom_id(job_id: int) -> str:
@@ -173,7 +181,9 @@ async def status(
                 if r.collected_at is None and r.status not in batch_spec(r.provider).terminal
             ]
         for batch_id, provider, base_url in polling:
-            client = batch_client(provider, api_key(settings, provider), http, base_url)
+            client = batch_client(
+                settings, provider, api_key(settings, provider), http, base_url, sleep
+            )
             try:
                 remote = await client.retrieve(batch_id)
             except BatchAPIError as exc:
@@ -261,7 +271,7 @@ async def collect(
         if not info.terminal:
             reports.append(CollectReport(info.batch_id, info.run_id, info.status, pending=True))
             continue
-        reports.append(await _collect_one(store, settings, info, http, prices, clock))
+        reports.append(await _collect_one(store, settings, info, http, prices, clock, sleep))
     return reports
 
 
@@ -272,17 +282,20 @@ async def _collect_one(
     http: httpx.AsyncClient,
     prices: PriceTable,
     clock: Clock,
+    sleep: Sleep,
 ) -> CollectReport:
     with store.transaction() as session:
         record = session.scalars(
             select(BatchRecord).where(BatchRecord.batch_id == info.batch_id)
         ).one()
         files = [f for f in (record.output_file_id, record.error_file_id) if f]
+        uploaded = record.input_file_id
         run = session.get(ExtractionRun, record.run_id)
         if run is None:
             raise NotFoundError(f"unknown run {record.run_id}")
         base_url, prompt_name, prompt_version = run.base_url, run.prompt_name, run.prompt_version
-    client = batch_client(info.provider, api_key(settings, info.provider), http, base_url)
+    key = api_key(settings, info.provider)
+    client = batch_client(settings, info.provider, key, http, base_url, sleep)
     results: dict[int, dict[str, Any]] = {}
     for file_id in files:
         for line in (await client.download(file_id)).splitlines():
@@ -293,8 +306,20 @@ async def _collect_one(
     report = CollectReport(info.batch_id, info.run_id, info.status)
     task = extraction_task(load_prompt(prompt_name, prompt_version, root=settings.prompts_dir))
     _store_results(store, task, info, record_error(info), results, prices, report, clock())
+    await delete_files(client, [uploaded, *files])
     report.report = settle(store, info.run_id, clock)
     return report
+
+
+async def delete_files(client: BatchClient, file_ids: list[str | None]) -> None:
+    """Delete a batch's files once nothing more will be read from them (their contents are
+    prompts and answers: no reason to keep them at the provider). A failure to delete is
+    logged, not raised: the results are stored already, and the provider expires files."""
+    for file_id in filter(None, file_ids):
+        try:
+            await client.delete_file(file_id)
+        except BatchAPIError as exc:
+            log.warning("could not delete batch file %s: %s", file_id, exc.message)
 
 
 def record_error(info: BatchInfo) -> str:

@@ -89,16 +89,16 @@ class Batches:
         job = await self._call(
             "reading the batch job", self.sdk.batch.jobs.get_async(job_id=batch_id)
         )
-        errors = "; ".join(e.message for e in job.errors) or None
-        return Remote(
-            status=str(job.status),
-            output_file_id=text_or_none(job.output_file),
-            error_file_id=text_or_none(job.error_file),
-            total=job.total_requests,
-            succeeded=job.succeeded_requests,
-            failed=job.failed_requests,
-            errors=errors,
+        return _remote(job)
+
+    async def cancel(self, batch_id: str) -> Remote:
+        job = await self._call(
+            "cancelling the batch job", self.sdk.batch.jobs.cancel_async(job_id=batch_id)
         )
+        return _remote(job)
+
+    async def delete_file(self, file_id: str) -> None:
+        await self._call("deleting a file", self.sdk.files.delete_async(file_id=file_id))
 
     async def download(self, file_id: str) -> str:
         response = await self._call(
@@ -109,6 +109,19 @@ class Batches:
             return data.decode("utf-8")
         finally:
             await response.aclose()
+
+
+def _remote(job: Any) -> Remote:
+    errors = "; ".join(e.message for e in job.errors) or None
+    return Remote(
+        status=str(job.status),
+        output_file_id=text_or_none(job.output_file),
+        error_file_id=text_or_none(job.error_file),
+        total=job.total_requests,
+        succeeded=job.succeeded_requests,
+        failed=job.failed_requests,
+        errors=errors,
+    )
 
 
 def batch_line(cfg: ProviderConfig, custom_id: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -90,24 +90,33 @@ class Batches:
         return str(created.id), str(uploaded.id), str(created.status)
 
     async def retrieve(self, batch_id: str) -> Remote:
-        found = await self._call("reading the batch", self.sdk.batches.retrieve(batch_id))
-        counts = found.request_counts
-        errors = None
-        if found.errors is not None and found.errors.data:
-            errors = "; ".join(e.message or e.code or "error" for e in found.errors.data)
-        return Remote(
-            status=str(found.status),
-            output_file_id=found.output_file_id,
-            error_file_id=found.error_file_id,
-            total=counts.total if counts else 0,
-            succeeded=counts.completed if counts else 0,
-            failed=counts.failed if counts else 0,
-            errors=errors,
-        )
+        return _remote(await self._call("reading the batch", self.sdk.batches.retrieve(batch_id)))
+
+    async def cancel(self, batch_id: str) -> Remote:
+        return _remote(await self._call("cancelling the batch", self.sdk.batches.cancel(batch_id)))
+
+    async def delete_file(self, file_id: str) -> None:
+        await self._call("deleting a file", self.sdk.files.delete(file_id))
 
     async def download(self, file_id: str) -> str:
         content = await self._call("downloading results", self.sdk.files.content(file_id))
         return str(content.text)
+
+
+def _remote(found: Any) -> Remote:
+    counts = found.request_counts
+    errors = None
+    if found.errors is not None and found.errors.data:
+        errors = "; ".join(e.message or e.code or "error" for e in found.errors.data)
+    return Remote(
+        status=str(found.status),
+        output_file_id=found.output_file_id,
+        error_file_id=found.error_file_id,
+        total=counts.total if counts else 0,
+        succeeded=counts.completed if counts else 0,
+        failed=counts.failed if counts else 0,
+        errors=errors,
+    )
 
 
 def batch_line(cfg: ProviderConfig, custom_id: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -73,11 +73,22 @@ Failure = Callable[[BaseException], APIFailure | None]
 
 
 class BatchAPIError(ProviderError):
-    """A Batch API request failed; ``transient`` says whether polling again may help."""
+    """A Batch API request failed; ``transient`` says whether trying again may help, and
+    ``status``/``retry_after`` carry the HTTP status and the provider's Retry-After."""
 
-    def __init__(self, message: str, hint: str | None = None, *, transient: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        transient: bool = False,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message, hint)
         self.transient = transient
+        self.status = status
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,14 @@ class BatchClient(Protocol):
     async def retrieve(self, batch_id: str) -> Remote: ...
 
     async def download(self, file_id: str) -> str: ...
+
+    async def cancel(self, batch_id: str) -> Remote:
+        """Ask the provider to stop the batch; returns its state right after."""
+        ...
+
+    async def delete_file(self, file_id: str) -> None:
+        """Delete an uploaded input or a results file (already gone is fine)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -234,6 +253,8 @@ async def batch_call(provider: str, failure: Failure, what: str, awaitable: Any)
             f"{provider} batch API: {what} failed: {found.describe()}",
             hint=hint,
             transient=found.transient,
+            status=found.status,
+            retry_after=found.retry_after,
         ) from None
 
 
