@@ -269,3 +269,19 @@ def test_search_loads_no_model_sdk(settings, ids):  # noqa: F811
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_queue_filters_by_provenance(client, ids, cli):  # noqa: F811
+    login(client)
+    name, cap_id = sorted(ids.items())[0]
+    code, _, err = cli(
+        "edit", cap_id, "--field", "unique", "--value", "Edited.", "--reviewer", "carol"
+    )
+    assert code == 0, err
+    edited = client.get("/", params={"status": "all", "provenance": "editor"}).text
+    assert edited.count("data-item") == 1 and name in edited
+    docs = client.get("/", params={"status": "all", "provenance": "docs"}).text
+    assert docs.count("data-item") == 2 and name not in docs
+    api = client.get("/api/capabilities", params={"status": "all", "provenance": "editor"})
+    assert [c["id"] for c in api.json()] == [cap_id]
+    assert client.get("/", params={"provenance": "model"}).status_code == 400

@@ -150,6 +150,9 @@ class Filter:
     pending: bool | None = None
     proposal: bool | None = None
     run_id: int | None = None
+    edited: bool | None = None
+    """Provenance: True for text a person edited (``editor``), False for text as extracted from
+    the docs (``docs``)."""
 
 
 def parse_where(clauses: Sequence[str], base: Filter | None = None) -> Filter:
@@ -243,6 +246,17 @@ def select_capabilities(session: Session, f: Filter) -> list[Capability]:
         q = q.where(has_open if f.proposal else ~has_open)
     if f.run_id is not None:
         q = q.where(Capability.last_run_id == f.run_id)
+    if f.edited is not None:
+        by_editor = (
+            select(ReviewEvent.id)
+            .where(
+                ReviewEvent.capability_id == Capability.id,
+                ReviewEvent.edited.is_(True),
+                ReviewEvent.system.is_(False),
+            )
+            .exists()
+        )
+        q = q.where(by_editor if f.edited else ~by_editor)
     return list(session.scalars(q))
 
 

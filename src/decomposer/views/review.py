@@ -136,11 +136,13 @@ def queue_filter(
     category: str | None,
     ungrounded: bool,
     evidence: str | None = None,
+    provenance: str | None = None,
 ) -> Filter:
     """The queue's URL parameters as a filter; ``status`` may also be pending, changed or all.
 
-    ``evidence`` (``found``/``missing``) is the only provenance the read model has: whether the
-    capability's quotes were found in its documents.
+    ``evidence`` (``found``/``missing``): whether the capability's quotes were found in its
+    documents. ``provenance`` (``docs``/``editor``): whether its text is as extracted from the
+    docs or a person edited it.
     """
     f = Filter(tool=tool)
     if status == "pending":
@@ -161,9 +163,17 @@ def queue_filter(
         f.grounded = True
     elif evidence:
         raise InputError(f"unknown evidence filter {evidence!r}", hint="use found or missing")
+    if provenance:
+        if provenance not in PROVENANCES:
+            raise InputError(
+                f"unknown provenance {provenance!r}", hint=f"use {' or '.join(PROVENANCES)}"
+            )
+        f.edited = provenance == "editor"
     return f
 
 
+PROVENANCES = ("docs", "editor")
+"""Where a capability's text comes from: as extracted from the docs, or edited by a person."""
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 PAGE_SIZES = (25, 50, 100, 200)
 """The page sizes the queue page offers."""

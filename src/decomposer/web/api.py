@@ -126,15 +126,17 @@ def capabilities(
     category: str | None = None,
     ungrounded: bool = False,
     evidence: str | None = None,
+    provenance: str | None = None,
     q: str = "",
     page: int = 1,
     per_page: int | None = None,
 ) -> list[QueueItem]:
     """Capabilities by filter; ``status`` is a status, ``pending``, ``changed`` or ``all``;
-    ``evidence`` is ``found`` or ``missing``; ``q`` searches id, name, description and tool.
+    ``evidence`` is ``found`` or ``missing``; ``provenance`` is ``docs`` or ``editor`` (a
+    person edited its text); ``q`` searches id, name, description and tool.
     With ``per_page`` one page (``X-Total-Count`` and ``X-Pages`` headers say how many)."""
     api_user(request)
-    f = queue_filter(tool, status, category, ungrounded, evidence)
+    f = queue_filter(tool, status, category, ungrounded, evidence, provenance)
     with _store(request).transaction() as session:
         result = views.queue_page(session, f, q, page, per_page)
     response.headers["X-Total-Count"] = str(result.total)

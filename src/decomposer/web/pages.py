@@ -178,12 +178,15 @@ def queue_page(
     category: str | None = None,
     ungrounded: bool = False,
     evidence: str | None = None,
+    provenance: str | None = None,
     q: str = "",
     page: int = 1,
     per_page: int = 50,
 ) -> HTMLResponse:
     current_user(request)
-    f = queue_filter(tool or None, status, category or None, ungrounded, evidence or None)
+    f = queue_filter(
+        tool or None, status, category or None, ungrounded, evidence or None, provenance or None
+    )
     with _store(request).transaction() as session:
         result = views.queue_page(session, f, q, page, per_page)
         tools = views.tools_overview(session)
@@ -192,6 +195,7 @@ def queue_page(
         "status": status,
         "category": category or "",
         "evidence": evidence or ("missing" if ungrounded else ""),
+        "provenance": provenance or "",
         "q": q,
         "per_page": per_page,
     }
