@@ -28,7 +28,7 @@ import numpy.typing as npt
 from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 
-from decomposer.matching.embed import Dense, Embedder, Vectors
+from decomposer.matching.embed import Dense, Embedder, LexicalEmbedder, Vectors
 
 BLOCK_CELLS = 16_000_000  # similarity cells held at once per block (64 MB of float32)
 
@@ -82,10 +82,15 @@ def assign(sim: Dense, threshold: float) -> Alignment:
 
 
 def align(embedder: Embedder, a_texts: Sequence[str], b_texts: Sequence[str]) -> Alignment:
-    """Embed both tools' capability texts together and pair them (see the module doc)."""
-    vectors, _ = embedder.encode([*a_texts, *b_texts])
-    a_vecs, b_vecs = _split(vectors, len(a_texts))
-    result = assign(similarity(a_vecs, b_vecs), embedder.thresholds.align)
+    """Embed both tools' capability texts together and pair them (see the module doc).
+
+    The lexical embedder takes its fast path (``lexpair``: same matrix, no SciPy matrices)."""
+    if isinstance(embedder, LexicalEmbedder):
+        sim = embedder.pair_similarity(a_texts, b_texts)
+    else:
+        vectors, _ = embedder.encode([*a_texts, *b_texts])
+        sim = similarity(*_split(vectors, len(a_texts)))
+    result = assign(sim, embedder.thresholds.align)
     return Alignment(result.shared, result.only_a, result.only_b, result.threshold, embedder.model)
 
 
