@@ -65,10 +65,13 @@ def assign(sim: Dense, threshold: float) -> Alignment:
     # Rounded so float noise in the last bits cannot flip an otherwise tied assignment.
     gain = np.where(sim >= threshold, np.round(sim.astype(np.float64), 6), 0.0)
     rows, cols = linear_sum_assignment(gain, maximize=True)
+    values = sim[rows, cols]
+    keep = values >= threshold
     pairs = [
-        Pair(int(r), int(c), round(float(sim[r, c]), 4))
-        for r, c in zip(rows, cols, strict=True)
-        if sim[r, c] >= threshold
+        Pair(r, c, round(v, 4))
+        for r, c, v in zip(
+            rows[keep].tolist(), cols[keep].tolist(), values[keep].tolist(), strict=True
+        )
     ]
     pairs.sort(key=lambda p: (-p.similarity, p.a, p.b))
     used_a = {p.a for p in pairs}

@@ -40,6 +40,7 @@ class Group:
     """One list of texts, tokenised: what every pair involving it reuses."""
 
     stems: tuple[str, ...]  # distinct stems, first use first (the group's own columns)
+    index: dict[str, int]  # stem -> column
     rows: Ints  # entry -> text; entries grouped by text, columns ascending within a text
     cols: Ints  # entry -> column
     ltf: Matrix  # entry -> 1 + ln(term count), float32
@@ -89,6 +90,7 @@ class PairEncoder:
         ltf = (1.0 + np.log(np.asarray(counts, dtype=np.float32))).astype(np.float32)
         return Group(
             stems=tuple(index),
+            index=index,
             rows=np.asarray(rows, dtype=np.int64),
             cols=np.asarray(cols, dtype=np.int64),
             ltf=ltf,
@@ -101,7 +103,7 @@ class PairEncoder:
         if a.n == 0 or b.n == 0:
             return np.zeros((a.n, b.n), dtype=np.float32)
         # The pair's vocabulary: A's stems, then B's new stems in B's order (encode's order).
-        known = {stem: col for col, stem in enumerate(a.stems)}
+        known = a.index
         b_map = np.fromiter((known.get(s, -1) for s in b.stems), dtype=np.int64, count=len(b.stems))
         new = b_map < 0
         b_map[new] = len(a.stems) + np.arange(int(new.sum()), dtype=np.int64)

@@ -277,6 +277,23 @@ def _text(cap: CapabilityView) -> str:
     return capability_text(cap.name, cap.description, cap.unique)
 
 
+SIDE_CACHE = 4096
+# A side's capability texts and references, built once per side object (a tool is on ~20
+# pages of a run). Keyed by identity; the side is kept in the value so the id is not reused.
+_prepared: dict[int, tuple[ToolSide, list[str], list[CapRef]]] = {}
+
+
+def _texts_and_refs(side: ToolSide) -> tuple[list[str], list[CapRef]]:
+    hit = _prepared.get(id(side))
+    if hit is not None and hit[0] is side:
+        return hit[1], hit[2]
+    if len(_prepared) >= SIDE_CACHE:
+        _prepared.clear()
+    texts, refs = [_text(c) for c in side.capabilities], [_ref(c) for c in side.capabilities]
+    _prepared[id(side)] = (side, texts, refs)
+    return texts, refs
+
+
 def align_sides(
     a: ToolSide, b: ToolSide, embedder: Embedder
 ) -> tuple[list[SharedView], list[CapRef], list[CapRef], AlignmentInfo]:
@@ -284,17 +301,15 @@ def align_sides(
 
     Only-in lists keep the page's top-K order; shared rows are by similarity, best first.
     """
-    result = align(embedder, [_text(c) for c in a.capabilities], [_text(c) for c in b.capabilities])
+    (a_texts, a_refs), (b_texts, b_refs) = _texts_and_refs(a), _texts_and_refs(b)
+    result = align(embedder, a_texts, b_texts)
     shared = [
-        SharedView(
-            a=_ref(a.capabilities[p.a]), b=_ref(b.capabilities[p.b]), similarity=p.similarity
-        )
-        for p in result.shared
+        SharedView(a=a_refs[p.a], b=b_refs[p.b], similarity=p.similarity) for p in result.shared
     ]
     return (
         shared,
-        [_ref(a.capabilities[i]) for i in result.only_a],
-        [_ref(b.capabilities[j]) for j in result.only_b],
+        [a_refs[i] for i in result.only_a],
+        [b_refs[j] for j in result.only_b],
         AlignmentInfo(model=result.model, threshold=result.threshold),
     )
 
