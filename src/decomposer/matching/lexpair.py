@@ -54,10 +54,16 @@ class Group:
 class PairEncoder:
     """Similarity matrices of pairs of text lists; each list is tokenised once (cached)."""
 
-    def __init__(self, tokenize: Callable[[str], list[str]], max_groups: int = MAX_GROUPS) -> None:
+    def __init__(
+        self,
+        tokenize: Callable[[str], list[str]],
+        max_groups: int = MAX_GROUPS,
+        cumsum_cells: int = CUMSUM_CELLS,
+    ) -> None:
         self._tokenize = tokenize
         self._groups: dict[tuple[str, ...], Group] = {}
         self._max_groups = max_groups
+        self._cumsum_cells = cumsum_cells
 
     def group(self, texts: Sequence[str]) -> Group:
         key = tuple(texts)
@@ -131,16 +137,16 @@ class PairEncoder:
         dense[rows, cols] = unit
         a_m, b_m = dense[: a.n], dense[a.n :]
         shared = np.flatnonzero(a_m.any(axis=0) & b_m.any(axis=0))[::-1]
-        out: Matrix = _dots(a_m[:, shared], b_m[:, shared])
+        out: Matrix = _dots(a_m[:, shared], b_m[:, shared], self._cumsum_cells)
         return np.clip(out, -1.0, 1.0)
 
 
-def _dots(a: Matrix, b: Matrix) -> Matrix:
+def _dots(a: Matrix, b: Matrix, cumsum_cells: int) -> Matrix:
     """``a @ b.T`` in float32, each cell summed term by term, left to right."""
     n_a, n_b, n_terms = a.shape[0], b.shape[0], a.shape[1]
     if n_terms == 0:
         return np.zeros((n_a, n_b), dtype=np.float32)
-    if n_a * n_b * n_terms <= CUMSUM_CELLS:
+    if n_a * n_b * n_terms <= cumsum_cells:
         products = a[:, None, :] * b[None, :, :]
         sums: Matrix = np.cumsum(products, axis=2, dtype=np.float32)[:, :, -1]
         return np.ascontiguousarray(sums)

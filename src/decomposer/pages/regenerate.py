@@ -16,10 +16,9 @@ function of both sides' capability texts and the aligner (code and thresholds), 
 
 Hashes live in a manifest, ``<out-dir>/.decomposer-pages.json`` (``{"schema": 1, "pages":
 {"<file>": "<hash>"}}``). A page whose hash matches the manifest and whose file exists is not
-opened, written or touched; changed pages are written atomically (temp file + rename) by a
-background thread while the next pairs render (``pages.files``). The manifest itself is
-rewritten only when an entry changed, so a run with nothing to do writes nothing. Entries for
-pages outside this run's pairs are kept.
+opened, written or touched; changed pages are written atomically (temp file + rename). The
+manifest itself is rewritten only when an entry changed, so a run with nothing to do writes
+nothing. Entries for pages outside this run's pairs are kept.
 
 ``--all`` pairs every two tools that share a category: a tool's categories are the
 ``categories`` of its catalogue entry or, when it declares none, the categories of the
@@ -29,8 +28,10 @@ capabilities that would appear on its pages. Tools with nothing to show are skip
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -46,13 +47,12 @@ from decomposer.core.errors import DecomposerError, InputError, NotFoundError
 from decomposer.matching.embed import LexicalEmbedder
 from decomposer.pages.compare import build_comparison, build_side
 from decomposer.pages.copy import Copywriter
-from decomposer.pages.files import PageWriter
-from decomposer.pages.files import write_atomic as write_atomic  # used by cli.pages
 from decomposer.pages.model import SCHEMA_VERSION, Options, ToolSide
 from decomposer.pages.render import FORMATS, Renderer
 
 MANIFEST = ".decomposer-pages.json"
 MANIFEST_SCHEMA = 1
+PAGE_MODE = 0o644  # pages are published: readable by the web server, not only by us
 CODE_MODULES = (
     "catalog/catalogue.py",
     "catalog/snapshot.py",
@@ -188,6 +188,34 @@ def load_manifest(out_dir: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in pages.items()}
 
 
+_temp_names = itertools.count()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path``: a temp file in the same folder, then rename.
+
+    The temp name is fixed per process and call (``mkstemp`` draws random names and retries);
+    ``mkstemp`` only when that name is taken, by a stale file of a dead process."""
+    data = memoryview(text.encode("utf-8"))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_temp_names)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PAGE_MODE)
+    except FileExistsError:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = Path(name)
+    try:
+        try:
+            os.fchmod(fd, PAGE_MODE)  # whatever the umask
+            while data:
+                data = data[os.write(fd, data) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 class Sides:
     """Per-tool sides and their digests, built lazily, once per tool per run."""
 
@@ -284,33 +312,29 @@ def write_pages(
         sides.get(slug)  # phase 1: each tool's side and digest, once
     checked = time.perf_counter()
     report.sides_seconds = checked - started
-    with PageWriter() as writer:  # files are created in a background thread (pages.files)
-        for done, pair in enumerate(pairs, 1):  # phase 2: per pair, hash; render if changed
-            side_a, side_b = sides.get(pair.a), sides.get(pair.b)
-            if isinstance(side_a, DecomposerError) or isinstance(side_b, DecomposerError):
-                reason = side_a if isinstance(side_a, DecomposerError) else side_b
-                report.skipped.append((f"{pair.a} vs {pair.b}", str(reason)))
-                if on_progress:
-                    on_progress(done, len(pairs))
-                continue
-            pair_key = f"{run}|{sides.digest(pair.a)}|{sides.digest(pair.b)}"
-            comparison = None
-            pages: list[tuple[Path, str]] = []
-            for fmt in formats:
-                name = pair.filename(fmt)
-                page_hash = _sha(f"{pair_key}|{fmt}")
-                if manifest.get(name) == page_hash and name in existing:
-                    report.unchanged += 1
-                    continue
-                if comparison is None:
-                    comparison = build_comparison(side_a, side_b, options, copy, embedder)
-                pages.append((out_dir / name, renderer.render(comparison, fmt)))
-                manifest[name] = page_hash  # saved only if every page reaches the disk
-                report.written.append(name)
-            if pages:
-                writer.write(pages)
+    for done, pair in enumerate(pairs, 1):  # phase 2: per pair, hash and compare; render if needed
+        side_a, side_b = sides.get(pair.a), sides.get(pair.b)
+        if isinstance(side_a, DecomposerError) or isinstance(side_b, DecomposerError):
+            reason = side_a if isinstance(side_a, DecomposerError) else side_b
+            report.skipped.append((f"{pair.a} vs {pair.b}", str(reason)))
             if on_progress:
                 on_progress(done, len(pairs))
+            continue
+        pair_key = f"{run}|{sides.digest(pair.a)}|{sides.digest(pair.b)}"
+        comparison = None
+        for fmt in formats:
+            name = pair.filename(fmt)
+            page_hash = _sha(f"{pair_key}|{fmt}")
+            if manifest.get(name) == page_hash and name in existing:
+                report.unchanged += 1
+                continue
+            if comparison is None:
+                comparison = build_comparison(side_a, side_b, options, copy, embedder)
+            write_atomic(out_dir / name, renderer.render(comparison, fmt))
+            manifest[name] = page_hash
+            report.written.append(name)
+        if on_progress:
+            on_progress(done, len(pairs))
     report.pages_seconds = time.perf_counter() - checked
     if manifest != before:
         data = {"schema": MANIFEST_SCHEMA, "pages": dict(sorted(manifest.items()))}
