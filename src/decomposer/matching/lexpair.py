@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 Matrix = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
-MAX_GROUPS = 8192  # cached groups per encoder (a tool's texts are one group)
+MAX_GROUPS = 2048  # cached groups per encoder: a tool's texts are one group, 10-70 kB
 CUMSUM_CELLS = 1_000_000  # products held at once for the dot products; above, a column loop
 
 
@@ -39,8 +39,7 @@ CUMSUM_CELLS = 1_000_000  # products held at once for the dot products; above, a
 class Group:
     """One list of texts, tokenised: what every pair involving it reuses."""
 
-    stems: tuple[str, ...]  # distinct stems, first use first (the group's own columns)
-    index: dict[str, int]  # stem -> column
+    index: dict[str, int]  # distinct stem -> column, first use first (the group's own columns)
     rows: Ints  # entry -> text; entries grouped by text, columns ascending within a text
     cols: Ints  # entry -> column
     ltf: Matrix  # entry -> 1 + ln(term count), float32
@@ -95,7 +94,6 @@ class PairEncoder:
         # Computed on a float32 array exactly as encode does (np.log of the float32 counts).
         ltf = (1.0 + np.log(np.asarray(counts, dtype=np.float32))).astype(np.float32)
         return Group(
-            stems=tuple(index),
             index=index,
             rows=np.asarray(rows, dtype=np.int64),
             cols=np.asarray(cols, dtype=np.int64),
@@ -110,10 +108,11 @@ class PairEncoder:
             return np.zeros((a.n, b.n), dtype=np.float32)
         # The pair's vocabulary: A's stems, then B's new stems in B's order (encode's order).
         known = a.index
-        b_map = np.fromiter((known.get(s, -1) for s in b.stems), dtype=np.int64, count=len(b.stems))
+        b_map = np.fromiter((known.get(s, -1) for s in b.index), dtype=np.int64, count=len(b.index))
         new = b_map < 0
-        b_map[new] = len(a.stems) + np.arange(int(new.sum()), dtype=np.int64)
-        n_terms = len(a.stems) + int(new.sum())
+        n_new = int(new.sum())
+        b_map[new] = len(known) + np.arange(n_new, dtype=np.int64)
+        n_terms = len(known) + n_new
         b_cols = b_map[b.cols]
         order = np.lexsort((b_cols, b.rows))  # columns ascending within each text
         b_cols, b_rows, b_ltf = b_cols[order], b.rows[order], b.ltf[order]
