@@ -277,7 +277,7 @@ def _text(cap: CapabilityView) -> str:
     return capability_text(cap.name, cap.description, cap.unique)
 
 
-SIDE_CACHE = 4096
+SIDE_CACHE = 256  # small: the module outlives a run (web server), and a miss costs ~50 µs
 # A side's capability texts and references, built once per side object (a tool is on ~20
 # pages of a run). Keyed by identity; the side is kept in the value so the id is not reused.
 _prepared: dict[int, tuple[ToolSide, list[str], list[CapRef]]] = {}
