@@ -225,6 +225,17 @@ def baseline_path() -> Iterator[None]:
         vars(regenerate).update(saved)
 
 
+@contextmanager
+def no_files() -> Iterator[None]:
+    """Render every page but write none: the run's cost without the disk's."""
+    saved = vars(regenerate)["write_atomic"]
+    vars(regenerate)["write_atomic"] = lambda path, text: None
+    try:
+        yield
+    finally:
+        vars(regenerate)["write_atomic"] = saved
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -281,7 +292,8 @@ def digests(folder: Path) -> dict[str, str]:
 def show(label: str, r: dict[str, float], tools: int) -> None:
     files = r["written"] + r["unchanged"]
     print(
-        f"{label:9} {int(r['pairs']):,} pairs, {int(r['written']):,} files written, "
+        f"{label:9} {int(r['pairs']):,} pairs, {int(r['written']):,} files "
+        f"{'rendered, none written' if label == 'no files' else 'written'}, "
         f"{int(r['unchanged']):,} unchanged | load {r['load_s']:.2f}s, pages "
         f"{r['pages_s']:.2f}s -> {r['pairs'] / r['pages_s']:,.0f} pairs/s "
         f"({files / r['pages_s']:,.0f} files/s); total {r['total_s']:.2f}s "
@@ -303,6 +315,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="Cold runs of each path (median).")
     parser.add_argument(
         "--no-baseline", action="store_true", help="Skip the pre-issue-12 path (cold runs)."
+    )
+    parser.add_argument(
+        "--no-files",
+        action="store_true",
+        help="Also run cold without writing any file (rendering and alignment alone).",
     )
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-regenerate-"))
@@ -334,6 +351,10 @@ def main() -> None:
             rates[label].append(r["pairs"] / r["total_s"])
     r = one_run(url, out_dir, options)
     show("unchanged", r, args.tools)
+    if args.no_files:
+        with no_files():
+            r = one_run(url, work / "pages-not-written", options)
+        show("no files", r, args.tools)
     new = statistics.median(rates["cold"])
     print(f"cold, median of {args.rounds}: {new:,.0f} pairs/s end to end", end="")
     if rates["baseline"]:
