@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from decomposer.review.actions import Outcome
     from decomposer.review.actions import submit as submit_review
     from decomposer.store import Store, open_store
-    from decomposer.store.tools import add_tool, list_tools
+    from decomposer.store.summaries import list_tools
+    from decomposer.store.tools import add_tool
     from decomposer.views.capabilities import list_capabilities
     from decomposer.views.comparisons import load_comparison as compare
 
@@ -52,7 +53,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Store": ("decomposer.store", "Store"),
     "open_store": ("decomposer.store", "open_store"),
     "add_tool": ("decomposer.store.tools", "add_tool"),
-    "list_tools": ("decomposer.store.tools", "list_tools"),
+    "list_tools": ("decomposer.store.summaries", "list_tools"),
     "resolve": ("decomposer.providers.base", "resolve"),
     "api_key": ("decomposer.providers.base", "api_key"),
     "ReplayTransport": ("decomposer.providers.replay", "ReplayTransport"),

@@ -66,10 +66,9 @@ def tools_cmd(ctx: typer.Context, as_json: JsonOpt = False, nl: common.NlOpt = F
     """List tools with their document and capability counts."""
     from rich.table import Table
 
-    from decomposer.store.tools import list_tools
+    from decomposer.store.summaries import tool_summaries
 
-    with common.env(ctx).store() as store, store.transaction() as session:
-        rows = list_tools(session)
+    rows = tool_summaries(common.env(ctx).database_url())
     if common.print_rows(rows, as_json, nl):
         return
     table = Table("slug", "name", "type", "documents", "capabilities", box=None, pad_edge=False)

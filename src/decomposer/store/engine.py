@@ -7,11 +7,9 @@ every command's start-up free of Alembic's import cost.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,13 +18,17 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from decomposer.core.errors import StoreError
+from decomposer.store import batch_models as _batch_models  # noqa: F401  (maps every table)
+from decomposer.store import catalogue_models as _catalogue_models  # noqa: F401
+from decomposer.store import match_models as _match_models  # noqa: F401
+from decomposer.store import review_models as _review_models  # noqa: F401
+from decomposer.store import tokens as _tokens  # noqa: F401
+from decomposer.store.lite import MIGRATIONS, head_revision
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-_REVISION = re.compile(r"^(down_revision|revision)\b[^=]*=\s*(?:\"([^\"]*)\"|'([^']*)'|None)", re.M)
 
 
 @dataclass(frozen=True)
@@ -81,26 +83,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-@cache
-def head_revision(versions: Path = MIGRATIONS / "versions") -> str | None:
-    """The one revision no other migration builds on, read from the files without Alembic.
-
-    ``None`` when the files do not form a single chain (branches, merges, unusual syntax): then
-    Alembic decides.
-    """
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in versions.glob("*.py"):
-        found = {m[1]: m[2] or m[3] or None for m in _REVISION.finditer(path.read_text("utf-8"))}
-        if not found.get("revision"):
-            return None
-        revisions.add(str(found["revision"]))
-        if found.get("down_revision"):
-            parents.add(str(found["down_revision"]))
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 def stored_revision(conn: Connection) -> str | None:

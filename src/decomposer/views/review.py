@@ -31,7 +31,7 @@ from decomposer.review.queries import (
 )
 from decomposer.store.models import Capability, Document, Evidence, Tool
 from decomposer.store.review_models import CapabilityProposal
-from decomposer.store.tools import ToolSummary, list_tools
+from decomposer.store.summaries import ToolSummary, list_tools
 from decomposer.views.capabilities import CapabilityRecord, capability_fields, capability_record
 
 
