@@ -14,6 +14,7 @@ from decomposer.store.engine import alembic_config
 EXPECTED = {
     "tools": {"id", "slug", "name", "type", "vendor", "homepage", "created_at"},
     "api_tokens": {"id", "name", "token_hash", "hint", "created_at", "last_used_at", "revoked_at"},
+    "store_info": {"key", "value"},
     "documents": {
         "id",
         "tool_id",

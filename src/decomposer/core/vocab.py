@@ -143,3 +143,6 @@ CAPABILITIES_PER_SIDE = 8
 """How many capabilities a comparison page shows for each tool by default."""
 MATCHES_PER_QUERY = 10
 """How many capability edges ``match run`` keeps for each query by default."""
+
+ROW_ID_MAX = 2**63 - 1
+"""The largest integer id SQLite and PostgreSQL (bigint) store; a larger one names no row."""

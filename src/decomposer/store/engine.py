@@ -13,8 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    insert,
+    inspect,
+    make_url,
+    text,
+)
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from decomposer.core.errors import StoreError
@@ -23,7 +34,8 @@ from decomposer.store import catalogue_models as _catalogue_models  # noqa: F401
 from decomposer.store import match_models as _match_models  # noqa: F401
 from decomposer.store import review_models as _review_models  # noqa: F401
 from decomposer.store import tokens as _tokens  # noqa: F401
-from decomposer.store.lite import MIGRATIONS, head_revision
+from decomposer.store.lite import MIGRATIONS, head_revision, known_revisions
+from decomposer.store.models import StoreInfo
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -55,13 +67,40 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+BACKENDS = ("sqlite", "postgresql")
+URL_HINT = "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB in DECOMPOSER_DATABASE_URL"
+WRITTEN_BY = "schema_written_by"
+
+
+def parse_url(url: str) -> URL:
+    """The URL, checked to name a database decomposer can store in; the text is never echoed,
+    since it may carry a password."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError("the database URL is not a URL", hint=URL_HINT) from None
+    if parsed.get_backend_name() not in BACKENDS:
+        raise StoreError(
+            f"unsupported database {parsed.get_backend_name()!r}: decomposer stores its data "
+            "in SQLite or PostgreSQL",
+            hint=URL_HINT,
+        )
+    return parsed
+
+
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        _ensure_sqlite_dir(url)
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    parsed = parse_url(url)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            _ensure_sqlite_dir(url)
+            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        return create_engine(url, pool_pre_ping=True)
+    except (NoSuchModuleError, ModuleNotFoundError):
+        raise StoreError(
+            f"no database driver {parsed.drivername!r} is installed", hint=URL_HINT
+        ) from None
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -94,13 +133,47 @@ def stored_revision(conn: Connection) -> str | None:
 
 
 def migrate(engine: Engine, url: str) -> None:
-    """Upgrade to the newest schema when the database is behind; a no-op otherwise."""
-    head = head_revision()
-    if head is not None:
-        with engine.connect() as conn:
-            if stored_revision(conn) == head:
-                return
+    """Upgrade to the newest schema when the database is behind; a no-op otherwise. A schema
+    from a newer decomposer is refused, naming the version that wrote it."""
+    with engine.connect() as conn:
+        stored = stored_revision(conn)
+        if stored is not None and stored == head_revision():
+            return
+        if stored is not None and stored not in known_revisions():
+            raise StoreError(_newer_schema(conn, stored), hint=_UPGRADE_HINT)
     _upgrade(engine, url)
+    _record_version(engine)
+
+
+_UPGRADE_HINT = "upgrade decomposer (pip install -U decomposer), or point DECOMPOSER_HOME elsewhere"
+
+
+def _newer_schema(conn: Connection, stored: str) -> str:
+    by = None
+    if inspect(conn).has_table("store_info"):
+        by = conn.execute(
+            text("SELECT value FROM store_info WHERE key = :key"), {"key": WRITTEN_BY}
+        ).scalar()
+    made = f"decomposer {by}" if by else "a newer decomposer"
+    return (
+        f"this store was migrated by {made} (schema {stored}); decomposer {_version()} "
+        f"knows schemas up to {head_revision() or 'its newest'}"
+    )
+
+
+def _record_version(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(StoreInfo).where(StoreInfo.key == WRITTEN_BY))
+        conn.execute(insert(StoreInfo).values(key=WRITTEN_BY, value=_version()))
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("decomposer")
+    except PackageNotFoundError:
+        return "(unknown version)"
 
 
 def _upgrade(engine: Engine, url: str) -> None:
@@ -119,15 +192,26 @@ def _upgrade(engine: Engine, url: str) -> None:
         command.upgrade(cfg, "head")
 
 
+_OPEN_HINT = "check DECOMPOSER_DATABASE_URL or DECOMPOSER_HOME"
+
+
+def _cannot_open(url: str, exc: DatabaseError) -> str:
+    """One line: the driver's first line, which names the cause without the SQL or the URL."""
+    reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "unknown error"
+    if "file is not a database" in reason:
+        return f"cannot open the database: {make_url(url).database} is not a SQLite database"
+    return f"cannot open the database ({type(exc.orig).__name__}: {reason})"
+
+
 def open_store(url: str, *, upgrade: bool = True) -> Store:
     engine = make_engine(url)
     try:
         if upgrade:
             migrate(engine, url)
-    except OperationalError as exc:
+    except DatabaseError as exc:
         engine.dispose()
-        raise StoreError(
-            f"cannot open the database ({type(exc.orig).__name__}: {exc.orig})",
-            hint="check DECOMPOSER_DATABASE_URL or DECOMPOSER_HOME",
-        ) from None
+        raise StoreError(_cannot_open(url, exc), hint=_OPEN_HINT) from None
+    except StoreError:
+        engine.dispose()
+        raise
     return Store(engine, sessionmaker(engine, expire_on_commit=False))

@@ -21,6 +21,17 @@ _REVISION = re.compile(r"^(down_revision|revision)\b[^=]*=\s*(?:\"([^\"]*)\"|'([
 
 
 @cache
+def known_revisions(versions: Path = MIGRATIONS / "versions") -> frozenset[str]:
+    """Every schema revision this version of decomposer ships a migration for."""
+    return frozenset(
+        m[2] or m[3]
+        for path in versions.glob("*.py")
+        for m in _REVISION.finditer(path.read_text("utf-8"))
+        if m[1] == "revision" and (m[2] or m[3])
+    )
+
+
+@cache
 def head_revision(versions: Path = MIGRATIONS / "versions") -> str | None:
     """The one revision no other migration builds on, read from the files without Alembic.
 

@@ -29,6 +29,16 @@ class Base(DeclarativeBase):
     pass
 
 
+class StoreInfo(Base):
+    """Facts about the store itself: ``schema_written_by`` is the decomposer version that last
+    migrated it, quoted when an older version meets a newer schema."""
+
+    __tablename__ = "store_info"
+
+    key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+
+
 class Tool(Base):
     """A product whose docs are ingested; ``type`` is a ``ToolType``."""
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from decomposer.core.errors import InputError
-from decomposer.core.vocab import CATEGORIES, STATUSES, CapabilityStatus
+from decomposer.core.vocab import CATEGORIES, ROW_ID_MAX, STATUSES, CapabilityStatus
 from decomposer.core.vocab import PENDING_STATUSES as PENDING
 from decomposer.review.diff import word_diff
 from decomposer.review.queries import (
@@ -366,6 +366,8 @@ def previous_pending(session: Session, cap: Capability) -> str | None:
 
 def document_view(session: Session, doc_id: int, cap_id: str | None) -> DocumentView | None:
     """A document's text split into plain and highlighted pieces (evidence spans)."""
+    if not 1 <= doc_id <= ROW_ID_MAX:
+        return None
     doc = session.get(Document, doc_id)
     if doc is None:
         return None
