@@ -8,16 +8,17 @@ import contextlib
 import io
 import json
 import re
-import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from decomposer.evals.band import figures, load_band, outside
 from decomposer.evals.compare import compare_runs
 from decomposer.evals.golden import load_golden
 from decomposer.evals.html import bar_chart
+from decomposer.evals.report import EvalReport
 from decomposer.evals.runs import EvalSettings, list_runs, save_run
 from decomposer.evals.score import score
 from decomposer.store import open_store
@@ -48,28 +49,7 @@ def user_rows(settings) -> dict[str, int]:
 
 
 def band_figures(run: dict) -> dict[str, float | None]:
-    """The figures the band holds, from `eval … --json` (see fixtures/golden/demo-band.toml)."""
-    report = run["report"]
-    caps, evidence, fields, cost = (
-        report["capabilities"],
-        report["evidence"],
-        report["fields"],
-        report["cost"],
-    )
-    return {
-        "recall": caps["recall"],
-        "precision": caps["precision"],
-        "matched": caps["matched"],
-        "extracted": caps["extracted"],
-        "facts_share": caps["facts_share"],
-        "recovered_share": evidence["recovered_share"],
-        "grounded_share": evidence["grounded_share"],
-        "unique_share": fields["unique_share"],
-        "vs_alternatives_share": fields["vs_alternatives_share"],
-        "unsupported_numbers": len(fields["unsupported_numbers"]),
-        "calls": cost["calls"],
-        "tokens": cost["input_tokens"] + cost["output_tokens"],
-    }
+    return figures(EvalReport.model_validate(run["report"]))
 
 
 # --- the demo set, offline ---------------------------------------------------------------------
@@ -90,17 +70,13 @@ def demo_run(tmp_path_factory) -> dict:
 
 
 def test_demo_set_replayed_stays_within_its_recorded_band(demo_run):
-    band = tomllib.loads(BAND.read_text(encoding="utf-8"))
-    figures = band_figures(demo_run)
-    assert set(band["band"]) == set(figures)
-    for name, limits in band["band"].items():
-        value = figures[name]
-        assert value is not None, name
-        assert limits["min"] <= value <= limits["max"], (
-            f"{name} = {value} left its band [{limits['min']}, {limits['max']}]: "
-            "if the change is intended, update fixtures/golden/demo-band.toml "
-            "(python scripts/demo_band.py --write)"
-        )
+    band = load_band(BAND)
+    assert set(band) == set(band_figures(demo_run))
+    problems = outside(EvalReport.model_validate(demo_run["report"]), band)
+    assert problems == [], (
+        f"{problems}: if the change is meant to move the figures, update "
+        "fixtures/golden/demo-band.toml (python scripts/demo_band.py --write)"
+    )
     settings = demo_run["settings"]
     assert (settings["answers"], settings["golden_name"]) == ("replay", "demo")
     assert settings["provider"] == "mistral" and settings["prompt_hash"]
@@ -139,6 +115,22 @@ def test_eval_run_and_the_shorthand_are_the_same_command(cli, settings):
     assert (first["id"], second["id"]) == (1, 2)
     assert first["report"] == second["report"] | {"cost": first["report"]["cost"]}
     assert band_figures(first) == band_figures(second)  # deterministic except latency
+
+
+def test_band_option_fails_a_run_that_leaves_its_band(cli, tmp_path):
+    band = tmp_path / "band.toml"
+    band.write_text("[band.recall]\nmin = 0.99\nmax = 1.0\n")
+    code, out, err = cli("eval", str(DEMO), "--replay", str(RECORDINGS), "--band", str(band))
+    assert code == 1 and "recall" in out  # the summary is printed, then the verdict
+    assert re.fullmatch(
+        r"error: eval run 1 left the band in .*: recall = 0\.\d+ is outside "
+        r"\[0\.99, 1\.0\]\n",
+        err,
+    ), err
+    assert cli("eval", str(DEMO), "--replay", str(RECORDINGS), "--band", str(BAND))[0] == 0
+    band.write_text("[band.recal]\nmin = 0\nmax = 1\n")
+    code, _, err = cli("eval", str(DEMO), "--band", str(band))
+    assert code == 1 and "band.recal: unknown figure" in err
 
 
 def test_a_replay_that_lacks_a_page_is_one_line(cli, tmp_path):
@@ -269,13 +261,13 @@ def test_list_show_and_compare_from_the_cli(cli, two_runs):
         cli.json("eval", "compare", str(a), str(b))["only_b"][0]["golden"] == "Image understanding"
     )
     code, _, err = cli("eval", "show", "99")
-    assert (code, err.splitlines()[0]) == (1, "error: unknown eval run 99")
+    assert (code, err) == (1, "error: unknown eval run 99 — see `decomposer eval list`\n")
 
 
 def test_html_reports_are_standalone_with_svg_charts(cli, two_runs, tmp_path):
     a, b = two_runs
     for args, name in (
-        (["show", str(a)], "show.html"),
+        (["show", str(b)], "show.html"),
         (["compare", str(a), str(b)], "compare.html"),
         (["report"], "report.html"),
     ):
@@ -289,7 +281,8 @@ def test_html_reports_are_standalone_with_svg_charts(cli, two_runs, tmp_path):
         assert re.findall(r"(?:src|href)=", html) == []
         urls = set(re.findall(r"https?://[^\"' ]+", html))
         assert urls == {"http://www.w3.org/2000/svg"}
-        assert "Vision &lt;b&gt;" in html and "Vision <b>" not in html
+        assert "Vision <b>" not in html
+    assert "Vision &lt;b&gt;" in (tmp_path / "show.html").read_text()
     compare = (tmp_path / "compare.html").read_text()
     assert "Recall per document" in compare and 'class="n loss"' in compare
     assert "unknown" in compare  # run b has no price: never drawn as $0

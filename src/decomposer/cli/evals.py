@@ -112,6 +112,12 @@ def run_cmd(
             help="Extract into DIR/scratch.db and keep it (default: a temp dir, removed)."
         ),
     ] = None,
+    band: Annotated[
+        Path | None,
+        typer.Option(
+            help="Fail (exit 1) when a figure leaves the [min, max] recorded in this TOML file."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the stored run as JSON.")] = False,
 ) -> None:
     """Extract a golden set's pages into a scratch store (never yours), score the result, and
@@ -137,6 +143,9 @@ def run_cmd(
             "--harness and --replay cannot be combined: replayed answers are "
             "labelled as such already"
         )
+    from decomposer.evals.band import load_band, outside
+
+    limits = load_band(band) if band is not None else None
     corpus_dir = corpus or (Path(os.environ[CORPUS_ENV]) if os.environ.get(CORPUS_ENV) else None)
     gold = load_golden(golden, corpus=corpus_dir)
     cfg = resolve(settings, provider, model, mode, base_url, max_tokens)
@@ -177,10 +186,13 @@ def run_cmd(
     run = EvalRun(id=run_id, created_at=created, settings=outcome.settings, report=outcome.report)
     if as_json:
         common.print_json(run)
-        return
-    _print_run(common.out(), run)
-    if keep_scratch is not None:
-        common.out().print(f"scratch store kept: {keep_scratch / 'scratch.db'}", markup=False)
+    else:
+        _print_run(common.out(), run)
+        if keep_scratch is not None:
+            common.out().print(f"scratch store kept: {keep_scratch / 'scratch.db'}", markup=False)
+    if limits is not None and (problems := outside(outcome.report, limits)):
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InputError(f"eval run {run_id} left the band in {band}: {problems[0]}{more}")
 
 
 @eval_app.command("list")

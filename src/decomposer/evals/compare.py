@@ -57,7 +57,8 @@ class Comparison(_Out):
 
 def _cost(attr: str) -> Callable[[EvalReport], float | None]:
     def get(r: EvalReport) -> float | None:
-        return None if r.cost is None else float(getattr(r.cost, attr))
+        value = getattr(r.cost, attr) if r.cost is not None else None
+        return None if value is None else float(value)
 
     return get
 
