@@ -334,3 +334,30 @@ def test_corpus_set_runs_end_to_end_through_the_fake_provider(cli, settings):
     assert report["capabilities"]["extracted"] > 0
     assert report["cost"]["calls"] > 0 and report["cost"]["documents"] == 27
     assert user_rows(settings)["capabilities"] == 0
+
+
+def test_keep_scratch_keeps_the_extraction_out_of_the_users_store(cli, settings, tmp_path):
+    scratch = tmp_path / "scratch"
+    code, out, err = cli(
+        "eval", str(DEMO), "--replay", str(RECORDINGS), "--keep-scratch", str(scratch)
+    )
+    assert code == 0, err
+    assert f"scratch store kept: {scratch / 'scratch.db'}" in out
+    kept = open_store(f"sqlite:///{scratch / 'scratch.db'}")
+    with kept.transaction() as s:
+        tools = sorted(s.scalars(select(Tool.slug)))
+        capabilities = s.scalar(select(func.count()).select_from(Capability))
+        calls = s.scalar(select(func.count()).select_from(LLMCall))
+    kept.dispose()
+    assert tools == ["llama-4", "mistral-api"] and capabilities == 31 and calls == 2
+    assert user_rows(settings) == {
+        "tools": 0,
+        "documents": 0,
+        "capabilities": 0,
+        "llm_calls": 0,
+        "eval_runs": 1,
+    }
+    code, _, err = cli(
+        "eval", str(DEMO), "--replay", str(RECORDINGS), "--keep-scratch", str(scratch)
+    )
+    assert code == 1 and "already exists: an eval needs an empty scratch folder" in err

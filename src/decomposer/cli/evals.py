@@ -519,8 +519,7 @@ def _print_comparison(out: Console, c: Comparison) -> None:
             out.print(f"  NOTE run {run.id}: {run.settings.note}", markup=False)
     table = Table("metric", "A", "B", "B − A", box=None, pad_edge=False)
     for m in c.metrics:
-        delta = "unknown" if m.delta is None else f"{m.delta:+.4g}"
-        table.add_row(m.metric, _fig(m.a), _fig(m.b), delta)
+        table.add_row(m.metric, _fig(m.a), _fig(m.b), signed(m.delta))
     out.print(table)
     wins = [d for d in c.documents if d.outcome == "win"]
     losses = [d for d in c.documents if d.outcome == "loss"]
@@ -541,6 +540,13 @@ def _print_comparison(out: Console, c: Comparison) -> None:
         out.print(f"{label}: {len(rows)}", markup=False)
         for row in rows:
             out.print(f"  {row.tool}: {row.golden} [{', '.join(row.documents)}]", markup=False)
+
+
+def signed(delta: float | None) -> str:
+    """A delta with its sign: whole numbers with thousands separators, others to 4 places."""
+    if delta is None:
+        return "unknown"
+    return f"{delta:+,.0f}" if float(delta).is_integer() else f"{delta:+.4f}"
 
 
 def _fig(value: float | None) -> str:

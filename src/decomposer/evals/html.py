@@ -264,7 +264,9 @@ def render_comparison(c: Comparison) -> str:
 
 
 def _signed(delta: float | None) -> str:
-    return "unknown" if delta is None else f"{delta:+.4g}"
+    if delta is None:
+        return "unknown"
+    return f"{delta:+,.0f}" if float(delta).is_integer() else f"{delta:+.4f}"
 
 
 def _direction(delta: float | None, higher_is_better: bool) -> str:
