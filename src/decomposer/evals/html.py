@@ -29,12 +29,10 @@ def _label(run: EvalRun) -> str:
     return f"#{run.id} {s.model} {s.mode} prompt {s.prompt_version}"
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
+def _fmt(value: float | None) -> str:
     if value is None:
         return "unknown"
-    return (
-        f"{value:,.0f}" if float(value).is_integer() and abs(value) >= 1 else f"{value:.{digits}f}"
-    )
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:.4g}"
 
 
 def bar_chart(
@@ -46,7 +44,8 @@ def bar_chart(
 ) -> str:
     """Horizontal grouped bars: one group per row label, one bar per series (``values[g][s]``),
     scaled to the largest value; ``None`` is written as "unknown" without a bar."""
-    bar_h, gap, left, width = 14, 10, 260, 420
+    bar_h, gap, width = 14, 10, 420
+    left = min(480, max(80, 7 * max((len(g) for g in groups), default=0) + 16))
     known = [v for row in values for v in row if v is not None]
     top = max(known, default=0.0) or 1.0
     row_h = bar_h * len(series) + gap
