@@ -361,3 +361,59 @@ def test_keep_scratch_keeps_the_extraction_out_of_the_users_store(cli, settings,
         "eval", str(DEMO), "--replay", str(RECORDINGS), "--keep-scratch", str(scratch)
     )
     assert code == 1 and "already exists: an eval needs an empty scratch folder" in err
+
+
+# --- the optional judge -------------------------------------------------------------------------
+
+
+def test_judge_labels_unmatched_extractions_with_a_checked_quote(cli, settings, tmp_path):
+    file = write_set(tmp_path)
+    office = "Acme offices are open on weekdays from nine to five."
+    (tmp_path / "docs" / "office.md").write_text(f"# Office\n\n{office}\n")
+    with serve(create_app(FakeConfig(latency_ms=1, latency_p99_ms=2))) as base:
+        code, out, err = cli(
+            "eval",
+            str(file),
+            "--provider",
+            "openai-compatible",
+            "--base-url",
+            f"{base}/v1",
+            "--model",
+            "fake",
+            "--harness",
+            "--judge",
+            "--pack-tokens",
+            "1",
+        )
+    assert code == 0, err
+    assert "judge: supported — The page states it." in out
+    assert "verdicts are model-written" in out
+    report = cli.json("eval", "show", "latest")["report"]
+    judge = report["judge"]
+    [verdict] = judge["verdicts"]
+    assert verdict["supported"] is True and verdict["quote"] == office
+    assert (judge["judged"], judge["supported"], judge["calls"]) == (1, 1, 1)
+    caps = report["capabilities"]
+    assert judge["precision"] == round((caps["matched"] + 1) / caps["extracted"], 4)
+    assert report["cost"]["calls"] == 3  # the extraction's calls; the judge's are its own
+    assert user_rows(settings)["llm_calls"] == 0
+
+
+def test_a_supported_verdict_must_quote_the_documents():
+    from pydantic import ValidationError
+
+    from decomposer.evals.judge import Verdict
+
+    documents = {"documents": [{"source": "a.md", "text": "Acme runs batch jobs at half price."}]}
+    good = '{"supported": true, "quote": "runs batch jobs at half price", "reason": "stated"}'
+    assert Verdict.model_validate_json(good, context=documents).supported
+    invented = '{"supported": true, "quote": "runs jobs for free", "reason": "stated"}'
+    with pytest.raises(ValidationError, match="quote copied exactly"):
+        Verdict.model_validate_json(invented, context=documents)
+    no = '{"supported": false, "quote": "", "reason": "not on the page"}'
+    assert not Verdict.model_validate_json(no, context=documents).supported
+
+
+def test_judge_and_replay_are_refused_together(cli):
+    code, _, err = cli("eval", str(DEMO), "--replay", str(RECORDINGS), "--judge")
+    assert code == 1 and "recordings hold no judge answers" in err

@@ -112,6 +112,14 @@ def run_cmd(
             help="Extract into DIR/scratch.db and keep it (default: a temp dir, removed)."
         ),
     ] = None,
+    judge: Annotated[
+        bool,
+        typer.Option(
+            "--judge",
+            help="Also ask the model whether each unmatched extracted capability is supported "
+            "by its pages (prompts/judge/; extra calls).",
+        ),
+    ] = False,
     band: Annotated[
         Path | None,
         typer.Option(
@@ -146,6 +154,10 @@ def run_cmd(
     from decomposer.evals.band import load_band, outside
 
     limits = load_band(band) if band is not None else None
+    if judge and replay is not None:
+        raise InputError(
+            "--judge cannot be combined with --replay: recordings hold no judge answers"
+        )
     corpus_dir = corpus or (Path(os.environ[CORPUS_ENV]) if os.environ.get(CORPUS_ENV) else None)
     gold = load_golden(golden, corpus=corpus_dir)
     cfg = resolve(settings, provider, model, mode, base_url, max_tokens)
@@ -163,6 +175,7 @@ def run_cmd(
         concurrency=concurrency,
         answers="replay" if replay is not None else "harness" if harness else "live",
         replay=str(replay) if replay is not None else None,
+        judge=judge,
     )
     if keep_scratch is not None:
         keep_scratch.mkdir(parents=True, exist_ok=True)
@@ -371,6 +384,10 @@ def _summary(run: EvalRun) -> dict[str, Any]:
     }
 
 
+def _verdict(supported: bool | None) -> str:
+    return "not judged" if supported is None else "supported" if supported else "unsupported"
+
+
 def _share(value: float | None) -> str:
     return "unknown" if value is None else f"{value:.3f}"
 
@@ -491,6 +508,7 @@ def _print_run(out: Console, run: EvalRun) -> None:
             "a false positive, or a gap in the golden set?",
             markup=False,
         )
+        verdicts = {(v.tool, v.extracted): v for v in r.judge.verdicts} if r.judge else {}
         for u in r.unmatched:
             near = (
                 f"nearest: {u.nearest} ({u.nearest_similarity:.2f})"
@@ -499,6 +517,19 @@ def _print_run(out: Console, run: EvalRun) -> None:
             )
             where = ", ".join(u.evidence_documents) or "no grounded evidence"
             out.print(f"  {u.tool}: {u.extracted} [{where}] — {near}", markup=False)
+            if (verdict := verdicts.get((u.tool, u.extracted))) is not None:
+                out.print(
+                    f"    judge: {_verdict(verdict.supported)} — {verdict.reason}", markup=False
+                )
+    if r.judge is not None:
+        j = r.judge
+        out.print(
+            f"judge ({j.model}, prompt judge/{j.prompt_version}; verdicts are model-written): "
+            f"{j.supported} of {j.judged} judged supported; precision counting them "
+            f"{_share(j.precision)}; {j.calls} calls, {j.tokens:,} tokens, "
+            f"{common.usd(j.cost_usd)}",
+            markup=False,
+        )
     if s.answers != "live":
         out.print(f"NOTE: {s.note}", markup=False)
 

@@ -76,6 +76,7 @@ METRICS: tuple[tuple[str, Callable[[EvalReport], float | None], bool], ...] = (
     ("recall", lambda r: r.capabilities.recall, True),
     ("precision", lambda r: r.capabilities.precision, True),
     ("f1", lambda r: r.capabilities.f1, True),
+    ("precision with judge", lambda r: r.judge.precision if r.judge else None, True),
     ("matched", lambda r: float(r.capabilities.matched), True),
     ("extracted", lambda r: float(r.capabilities.extracted), True),
     ("same category", lambda r: r.capabilities.same_category, True),

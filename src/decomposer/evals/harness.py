@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from decomposer.calls.calllog import EXTRACT
 from decomposer.calls.runtime import RunSetup
 from decomposer.evals.golden import GoldenSet
 from decomposer.evals.inputs import CostInput, ExtractedCapability, ExtractedQuote
@@ -32,7 +33,14 @@ from decomposer.extraction.task import model_caller
 from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
 from decomposer.ingest.documents import ingest
 from decomposer.store import Store, open_store
-from decomposer.store.models import Capability, Evidence, ExtractionRun, LLMCall, Tool
+from decomposer.store.models import (
+    Capability,
+    Document,
+    Evidence,
+    ExtractionRun,
+    LLMCall,
+    Tool,
+)
 from decomposer.store.tools import add_tool
 
 if TYPE_CHECKING:
@@ -53,6 +61,8 @@ class EvalPlan:
     concurrency: int = 4
     answers: Answers = "live"
     replay: str | None = None
+    judge: bool = False
+    """Ask the judge model about every unmatched extracted capability (``evals.judge``)."""
 
 
 @dataclass(frozen=True)
@@ -88,13 +98,26 @@ async def run_eval(
                 add_tool(session, tool.slug, slug=tool.slug, now=now())
             ingest(store, tool.slug, [tool.path], now=now(), budget=plan.chunk_tokens)
             async with model_caller(settings, store, plan.setup, transport=transport) as caller:
-                report = await run_extraction(
+                run = await run_extraction(
                     caller, tool.slug, concurrency=plan.concurrency, pack_tokens=plan.pack_tokens
                 )
-            progress.append(report.progress)
+            progress.append(run.progress)
         extracted = read_extracted(store)
         cost = _cost(store, progress)
         prompt_version, prompt_hash = _prompt(store)
+        report = score(golden, extracted, cost=cost)
+        if plan.judge:
+            from decomposer.evals.judge import judge_unmatched
+
+            report = await judge_unmatched(
+                settings,
+                store,
+                plan.setup,
+                report,
+                extracted,
+                read_texts(store),
+                transport=transport,
+            )
     finally:
         store.dispose()
     cfg = plan.setup.cfg
@@ -116,7 +139,7 @@ async def run_eval(
         replay=plan.replay,
         code_version=code_version(),
     )
-    return EvalOutcome(eval_settings, score(golden, extracted, cost=cost))
+    return EvalOutcome(eval_settings, report)
 
 
 def read_extracted(store: Store) -> list[ExtractedCapability]:
@@ -143,6 +166,17 @@ def read_extracted(store: Store) -> list[ExtractedCapability]:
         ]
 
 
+def read_texts(store: Store) -> dict[tuple[str, str], str]:
+    """Every stored page's text by (tool, source below the root), for the judge."""
+    with store.transaction() as session:
+        rows = session.execute(
+            select(Tool.slug, Document.source_key, Document.text).join(
+                Tool, Tool.id == Document.tool_id
+            )
+        ).all()
+    return {(slug, below_root(key)): text for slug, key, text in rows}
+
+
 def _quote(evidence: Evidence) -> ExtractedQuote:
     doc = evidence.document
     if not evidence.grounded or doc is None or evidence.start is None or evidence.end is None:
@@ -166,7 +200,9 @@ def _cost(store: Store, progress: Sequence[RunProgress]) -> CostInput:
     a scratch store belongs to this eval)."""
     with store.transaction() as session:
         latency_ms = session.scalar(
-            select(func.coalesce(func.sum(LLMCall.latency_ms), 0.0)).where(~LLMCall.cache_hit)
+            select(func.coalesce(func.sum(LLMCall.latency_ms), 0.0)).where(
+                ~LLMCall.cache_hit, LLMCall.task == EXTRACT
+            )
         )
     cost: float | None = 0.0
     for p in progress:

@@ -194,10 +194,22 @@ def _details(run: EvalRun) -> str:
         f'<td class="n">{m.nearest_similarity:.2f}</td></tr>'
         for m in report.missed
     )
+    verdicts = {(v.tool, v.extracted): v for v in report.judge.verdicts} if report.judge else {}
+
+    def judged(tool: str, name: str) -> str:
+        v = verdicts.get((tool, name))
+        if v is None:
+            return "—"
+        label = (
+            "not judged" if v.supported is None else "supported" if v.supported else "unsupported"
+        )
+        return f"{label}: {v.reason}"
+
     unmatched = "".join(
         f"<tr><td>{escape(u.tool)}</td><td>{escape(u.extracted)}</td>"
         f"<td>{escape(u.description)}</td><td>{escape(', '.join(u.evidence_documents))}</td>"
-        f'<td>{escape(u.nearest or "—")}</td><td class="n">{u.nearest_similarity:.2f}</td></tr>'
+        f'<td>{escape(u.nearest or "—")}</td><td class="n">{u.nearest_similarity:.2f}</td>'
+        f"<td>{escape(judged(u.tool, u.extracted))}</td></tr>"
         for u in report.unmatched
     )
     return (
@@ -206,7 +218,8 @@ def _details(run: EvalRun) -> str:
         f"</table><h2>Extracted capabilities matched to no golden one "
         f"({len(report.unmatched)}) — judge each: false positive or a gap in the set?</h2>"
         f"<table><tr><th>tool</th><th>extracted</th><th>description (model-written)</th>"
-        f"<th>evidence in</th><th>nearest golden</th><th>sim</th></tr>{unmatched}</table>"
+        f"<th>evidence in</th><th>nearest golden</th><th>sim</th>"
+        f"<th>judge (model-written)</th></tr>{unmatched}</table>"
     )
 
 
