@@ -123,7 +123,8 @@ def run_cmd(
     band: Annotated[
         Path | None,
         typer.Option(
-            help="Fail (exit 1) when a figure leaves the [min, max] recorded in this TOML file."
+            help="Fail (exit 1) when a figure leaves the min to max range recorded in this "
+            "TOML file."
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the stored run as JSON.")] = False,
