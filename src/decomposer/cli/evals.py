@@ -354,15 +354,13 @@ def _emit(text: str, out_file: Path | None) -> None:
     if out_file is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
-    from decomposer.core.errors import InputError as _Input
-
     try:
         out_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = out_file.with_name(out_file.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(out_file)
     except OSError as exc:
-        raise _Input(f"cannot write {out_file}: {exc.strerror or exc}") from exc
+        raise InputError(f"cannot write {out_file}: {exc.strerror or exc}") from exc
     common.out().print(f"wrote {out_file}", markup=False)
 
 

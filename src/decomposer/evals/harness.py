@@ -22,6 +22,7 @@ from sqlalchemy.orm import selectinload
 
 from decomposer.calls.calllog import EXTRACT
 from decomposer.calls.runtime import RunSetup
+from decomposer.core.errors import InputError
 from decomposer.evals.golden import GoldenSet
 from decomposer.evals.inputs import CostInput, ExtractedCapability, ExtractedQuote
 from decomposer.evals.report import EvalReport
@@ -87,8 +88,6 @@ async def run_eval(
     """
     path = scratch / SCRATCH_DB
     if path.exists():
-        from decomposer.core.errors import InputError
-
         raise InputError(f"{path} already exists: an eval needs an empty scratch folder")
     store = open_store(f"sqlite:///{path}")
     try:
