@@ -116,6 +116,8 @@ def completion_for(body: dict[str, Any], prompt_tokens: int) -> dict[str, Any]:
     text = "\n".join(
         str(m.get("content", "")) for m in body.get("messages", []) if m.get("role") == "user"
     )
+    if _schema_name(body) == "Verdict":
+        return _wire(body, prompt_tokens, _verdict(_DOCUMENT.findall(text)))
     capabilities = []
     for index, document in enumerate(_DOCUMENT.findall(text)):
         sentence = _SENTENCE.search(document)
@@ -143,6 +145,27 @@ def completion_for(body: dict[str, Any], prompt_tokens: int) -> dict[str, Any]:
             },
         }
     )
+    return _wire(body, prompt_tokens, payload)
+
+
+def _schema_name(body: dict[str, Any]) -> str:
+    """The answer model a request asks for (``Extraction``, ``Verdict``)."""
+    if body.get("tools"):
+        return str(body["tools"][0]["function"]["name"])
+    schema = (body.get("response_format") or {}).get("json_schema") or {}
+    return str(schema.get("name", ""))
+
+
+def _verdict(documents: list[str]) -> str:
+    """The judge's answer: supported, quoting the first document's first sentence."""
+    sentence = _SENTENCE.search(documents[0]) if documents else None
+    if sentence is None:
+        return json.dumps({"supported": False, "quote": "", "reason": "Nothing to quote."})
+    quote = sentence.group(0).strip()
+    return json.dumps({"supported": True, "quote": quote, "reason": "The page states it."})
+
+
+def _wire(body: dict[str, Any], prompt_tokens: int, payload: str) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": payload}
     finish = "stop"
     if body.get("tools"):
