@@ -310,4 +310,6 @@ def serve_cmd(
     ui = ui_settings(os.environ, host)
     app = create_app(env.settings, ui)
     sys.stderr.write(f"decomposer review UI on http://{host}:{port}/ (Ctrl-C to stop)\n")
+    if ui.secure_cookie:
+        sys.stderr.write("its session cookie is Secure: reach it over https (a TLS proxy)\n")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -98,14 +98,19 @@ def revoke_token(session: Session, name_or_id: str, now: datetime) -> TokenInfo:
     return TokenInfo.of(row)
 
 
-def verify_token(session: Session, secret: str, now: datetime) -> TokenInfo | None:
-    """The live token with this secret (its last use recorded), else ``None``."""
+def verify_token(
+    session: Session, secret: str, now: datetime, *, touch: bool = True
+) -> TokenInfo | None:
+    """The live token with this secret, else ``None``; with ``touch`` its last use is recorded
+    (a write: the review server retries without it when the database is busy, so a read
+    request still works while another process holds the write lock)."""
     if not secret.startswith(PREFIX):
         return None
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(secret), _live()))
     if row is None:
         return None
-    row.last_used_at = now
+    if touch:
+        row.last_used_at = now
     return TokenInfo.of(row)
 
 
