@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import create_engine, event, select, text
 from starlette.exceptions import StarletteDeprecationWarning
 
 from decomposer.core.config import Settings
@@ -25,6 +25,7 @@ from decomposer.store.models import Capability
 from decomposer.web import UISettings, create_app, ui_settings
 from decomposer.web.security import secret_weakness
 from decomposer.web.throttle import MAX_TRACKED, LoginThrottle, TooManyAttempts
+from test_review import extract_tool
 from test_web import CSRF, ids, login  # noqa: F401  (fixture)
 
 with warnings.catch_warnings():
@@ -341,3 +342,27 @@ def test_session_cookie_is_secure_beyond_loopback_or_over_https(settings, store)
     proxied = TestClient(create_app(settings, local, store=store), base_url="https://127.0.0.1")
     cookie = _session_cookie(proxied.get("/login")).lower()
     assert cookie.endswith("; secure") and "httponly" in cookie
+
+
+def test_a_row_locked_on_postgresql_answers_503_too(cli, tmp_path, monkeypatch, pg_url):
+    """PostgreSQL waits for a row lock for ever by default; the web's ``lock_timeout`` makes
+    the review answer 503 instead."""
+    monkeypatch.setenv("DECOMPOSER_DATABASE_URL", pg_url)
+    cid = extract_tool(cli, tmp_path, monkeypatch)["Point-in-time recovery"]
+    settings = dataclasses.replace(Settings.from_env(), web_busy_timeout=0.05)
+    app = create_app(settings, UI)
+    client = TestClient(app, follow_redirects=False)
+    csrf = login(client)
+    holder = create_engine(pg_url)
+    with holder.connect() as conn:
+        conn.execute(text("SELECT id FROM capabilities WHERE id = :id FOR UPDATE"), {"id": cid})
+        body = {"action": "approve", "version": 1}
+        headers = {"X-CSRF-Token": csrf}
+        r = client.post(f"/api/capabilities/{cid}/review", json=body, headers=headers)
+        assert r.status_code == 503 and r.headers["retry-after"] == "2"
+        assert client.get(f"/api/capabilities/{cid}").json()["status"] == "proposed"
+        conn.rollback()
+    r = client.post(f"/api/capabilities/{cid}/review", json=body, headers=headers)
+    assert r.status_code == 200 and r.json()["status"] == "approved"
+    holder.dispose()
+    app.state.store.dispose()
