@@ -22,6 +22,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from decomposer.core.config import Settings
 from decomposer.core.errors import ConfigError
 from decomposer.store.models import Capability
+from decomposer.store.tokens import create_token, list_tokens, verify_token
 from decomposer.web import UISettings, create_app, ui_settings
 from decomposer.web.security import secret_weakness
 from decomposer.web.throttle import MAX_TRACKED, LoginThrottle, TooManyAttempts
@@ -366,3 +367,18 @@ def test_a_row_locked_on_postgresql_answers_503_too(cli, tmp_path, monkeypatch, 
     assert r.status_code == 200 and r.json()["status"] == "approved"
     holder.dispose()
     app.state.store.dispose()
+
+
+def test_a_token_records_its_use_at_most_once_a_minute(store):
+    """Every bearer request used to be a write (and so wait for any other writer)."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    with store.transaction() as s:
+        _, secret = create_token(s, "bot", t0)
+    for seconds, expected in ((0, 0), (30, 0), (61, 61), (90, 61)):
+        with store.transaction() as s:
+            assert verify_token(s, secret, t0 + timedelta(seconds=seconds)) is not None
+        with store.transaction() as s:
+            [info] = list_tokens(s)
+        used = info.last_used_at
+        assert used is not None
+        assert used.replace(tzinfo=UTC) == t0 + timedelta(seconds=expected)
