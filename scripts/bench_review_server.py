@@ -4,7 +4,8 @@ process (uvicorn, SQLite store with the demo's replayed extraction):
 * ``huge-body``: a 300 MB ``POST /api/login``, streamed (chunked) and with its length declared:
   status, bytes the client got to send, and the server's resident memory before and after;
 * ``locked``: another connection holds the SQLite write lock (``BEGIN IMMEDIATE``); a review
-  POST is sent and, while it waits, ``GET /login``: statuses and seconds;
+  is sent (by the form, then by the JSON API) and, while it waits, ``GET /login``: statuses
+  and seconds;
 * ``guessing``: 300 wrong UI tokens from one address, then the right one: statuses, seconds.
 
     .venv/bin/python scripts/bench_review_server.py [--mb 300]
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import socket
 import sqlite3
@@ -24,7 +26,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -33,6 +35,8 @@ from machine import describe
 
 REPO = Path(__file__).resolve().parents[1]
 PY = [sys.executable, "-m", "decomposer"]
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+VERSION = re.compile(r'name="version" value="(\d+)"')
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -89,38 +93,54 @@ def huge_body(base: str, mb: int, pid: int) -> None:
         )
 
 
-def locked(base: str, db: Path, bearer: str, cap_id: str, version: int) -> None:
-    holder = sqlite3.connect(db, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
+def form_session(base: str, token: str, cap_id: str) -> tuple[httpx.Client, dict[str, str]]:
+    """A reviewer logged in through the form, and the review form's fields for ``cap_id``."""
+    client = httpx.Client(base_url=base, timeout=120)
+    page = client.get("/login").text
+    csrf = CSRF.search(page).group(1)  # type: ignore[union-attr]
+    client.post("/login", data={"csrf_token": csrf, "name": "bench", "token": token, "next": "/"})
+    page = client.get(f"/capabilities/{cap_id}").text
+    csrf = CSRF.search(page).group(1)  # type: ignore[union-attr]
+    version = VERSION.search(page).group(1)  # type: ignore[union-attr]
+    return client, {"csrf_token": csrf, "action": "approve", "version": version}
+
+
+def locked(base: str, db: Path, token: str, bearer: str, cap_id: str) -> None:
+    """A review sent while another connection holds the write lock, by the form (a session)
+    and by the JSON API (a bearer token); ``GET /login`` is sent while each one waits."""
+    client, form = form_session(base, token, cap_id)
+    sends = {
+        "form": lambda: client.post(f"/capabilities/{cap_id}/review", data=form),
+        "API": lambda: client.post(
+            f"/api/capabilities/{cap_id}/review",
+            json={"action": "approve", "version": int(form["version"])},
+            headers={"Authorization": f"Bearer {bearer}"},
+        ),
+    }
     result: dict[str, tuple[int, str | None, float]] = {}
 
-    def review() -> None:
+    def review(how: str, send: Callable[[], httpx.Response]) -> None:
+        started = time.perf_counter()
+        r = send()
+        result[how] = (r.status_code, r.headers.get("retry-after"), time.perf_counter() - started)
+
+    for how, send in sends.items():
+        holder = sqlite3.connect(db, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        thread = threading.Thread(target=review, args=(how, send))
+        thread.start()
+        time.sleep(0.2)  # the review is waiting for the lock
         started = time.perf_counter()
         with httpx.Client(base_url=base, timeout=120) as c:
-            r = c.post(
-                f"/api/capabilities/{cap_id}/review",
-                json={"action": "approve", "version": version},
-                headers={"Authorization": f"Bearer {bearer}"},
-            )
-        result["review"] = (
-            r.status_code,
-            r.headers.get("retry-after"),
-            time.perf_counter() - started,
-        )
-
-    thread = threading.Thread(target=review)
-    thread.start()
-    time.sleep(0.2)  # the review is waiting for the lock
-    started = time.perf_counter()
-    with httpx.Client(base_url=base, timeout=120) as c:
-        status = c.get("/login").status_code
-    login_s = time.perf_counter() - started
-    thread.join()
-    holder.rollback()
-    holder.close()
-    code, retry, seconds = result["review"]
-    print(f"| locked: GET /login while a review waits | {status} | | | {login_s:.2f} s |")
-    print(f"| locked: review POST | {code} (Retry-After {retry}) | | | {seconds:.2f} s |")
+            status = c.get("/login").status_code
+        login_s = time.perf_counter() - started
+        thread.join()
+        holder.rollback()
+        holder.close()
+        code, retry, seconds = result[how]
+        print(f"| locked: GET /login while a {how} review waits | {status} | | | {login_s:.2f} s |")
+        print(f"| locked: {how} review POST | {code} (Retry-After {retry}) | | | {seconds:.2f} s |")
+    client.close()
 
 
 def guessing(base: str, token: str, tries: int) -> None:
@@ -179,7 +199,7 @@ def main() -> None:
         print("| scenario | status | body | server memory | seconds |")
         print("|---|---|---|---|---|")
         huge_body(base, args.mb, server.pid)
-        locked(base, home / "decomposer.db", bearer, cap["id"], int(cap.get("version", 1)))
+        locked(base, home / "decomposer.db", token, bearer, cap["id"])
         guessing(base, token, args.guesses)
     finally:
         server.terminate()

@@ -1,10 +1,10 @@
-"""A busy database answered quickly: a write that waited its short busy timeout for a lock
-another process holds (an ``extract`` finishing its run, a bulk CLI review) gets 503 "busy, try
-again" with ``Retry-After``, not a 500 after 30 s.
+"""A busy database answered quickly: 503 "busy, try again" with ``Retry-After`` when a write's
+short wait for another process's lock runs out.
 
-The web store is opened with ``Settings.web_busy_timeout`` (``store.engine.make_engine``), and
-handlers run store work in the thread pool, never on the event loop, so one waiting write
-holds up no other request.
+Another process (an ``extract`` finishing its run, a bulk CLI review) may hold the write lock.
+The web store is opened with ``Settings.web_busy_timeout`` (``store.engine.make_engine``) and
+handlers run store work in the thread pool, never on the event loop, so a waiting write holds
+up no other request and gets its answer in seconds, not a 500 after 30 s.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Failed logins throttled per client address: after a few wrong access tokens, each further
-attempt from that address must wait a delay that doubles with every failure (429 with
-``Retry-After``), so guessing ``DECOMPOSER_UI_TOKEN`` takes hours, not seconds. A success
-clears the address; a quiet window forgets it. Time comes from an injected clock.
+"""Failed logins throttled per client address: a delay that doubles with each wrong token.
 
-Memory is bounded: at most ``MAX_TRACKED`` addresses are remembered, the stalest dropped first.
+After a few wrong access tokens every further attempt from that address must wait (429 with
+``Retry-After``), so guessing ``DECOMPOSER_UI_TOKEN`` takes hours, not seconds. A success
+clears the address; a quiet window forgets it. Time comes from an injected clock. Memory is
+bounded: at most ``MAX_TRACKED`` addresses are remembered, the stalest dropped first.
 """
 
 from __future__ import annotations
