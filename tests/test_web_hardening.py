@@ -21,6 +21,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from decomposer.core.config import Settings
 from decomposer.core.errors import ConfigError
+from decomposer.core.redact import redact
 from decomposer.store.models import Capability
 from decomposer.store.tokens import create_token, list_tokens, verify_token
 from decomposer.web import UISettings, create_app, ui_settings
@@ -121,6 +122,10 @@ def test_bodies_under_the_limit_work_and_the_limit_is_configurable(limited, stor
     monkeypatch.setenv("DECOMPOSER_MAX_REQUEST_MB", "lots")
     with pytest.raises(ConfigError, match="DECOMPOSER_MAX_REQUEST_MB"):
         Settings.from_env()
+    assert Settings.from_env({}).web_busy_timeout == 2.0
+    assert Settings.from_env({"DECOMPOSER_WEB_BUSY_TIMEOUT": "0.5"}).web_busy_timeout == 0.5
+    with pytest.raises(ConfigError, match="DECOMPOSER_WEB_BUSY_TIMEOUT"):
+        Settings.from_env({"DECOMPOSER_WEB_BUSY_TIMEOUT": "-1"})
 
 
 # --- a locked database ----------------------------------------------------------------------
@@ -324,6 +329,7 @@ def test_random_tokens_and_passphrases_are_accepted():
     assert secret_weakness("correct horse battery staple") is None
     assert "too short" in (secret_weakness("Kq8vR2mX") or "")
     assert ui_settings({"DECOMPOSER_UI_TOKEN": STRONG}, "0.0.0.0").token == STRONG
+    assert redact(f"login token={STRONG}") == "login token=***"  # and it never reaches a log
 
 
 def _session_cookie(response: httpx.Response) -> str:

@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from decomposer.core.clock import utcnow
 from decomposer.core.errors import ConfigError
+from decomposer.core.redact import protect
 from decomposer.store import Store
 from decomposer.store.tokens import verify_token
 from decomposer.web.busy import is_busy
@@ -69,6 +70,7 @@ def ui_settings(env: Mapping[str, str], host: str) -> UISettings:
         value = value if variable == "DECOMPOSER_UI_TOKEN" else env.get(variable) or None
         if value is not None and (weakness := secret_weakness(value)) is not None:
             raise ConfigError(f"{variable} {weakness}", hint=f"make one with: {MAKE_ONE}")
+    protect(token, env.get("DECOMPOSER_UI_SECRET"))  # never in a log line
     secret = env.get("DECOMPOSER_UI_SECRET") or secrets.token_urlsafe(32)
     # On loopback, only loopback Host headers: a DNS-rebinding page cannot reach the API.
     allowed = (*LOOPBACK, "[::1]") if host in LOOPBACK else None
