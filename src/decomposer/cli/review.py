@@ -314,6 +314,8 @@ def serve_cmd(
     sock = listen(host, port)
     app = create_app(env.settings, ui)
     sys.stderr.write(f"decomposer review UI on http://{host}:{port}/ (Ctrl-C to stop)\n")
+    if ui.secure_cookie:
+        sys.stderr.write("its session cookie is Secure: reach it over https (a TLS proxy)\n")
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
 

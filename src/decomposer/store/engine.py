@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,19 +90,33 @@ def parse_url(url: str) -> URL:
     return parsed
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, busy_timeout: float | None = None) -> Engine:
+    """An engine; ``busy_timeout`` (seconds) bounds how long a write waits for a lock held by
+    another process (SQLite's busy timeout, PostgreSQL's ``lock_timeout``) before it fails with
+    ``OperationalError``. The review server sets it short to answer "busy" instead of hanging;
+    by default SQLite waits 30 s and PostgreSQL for ever."""
     parsed = parse_url(url)
     try:
-        if parsed.get_backend_name() == "sqlite":
-            _ensure_sqlite_dir(url)
-            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-            event.listen(engine, "connect", _sqlite_pragmas)
-            return engine
-        return create_engine(url, pool_pre_ping=True)
+        return _create(url, parsed, busy_timeout)
     except (NoSuchModuleError, ModuleNotFoundError):
         raise StoreError(
             f"no database driver {parsed.drivername!r} is installed", hint=URL_HINT
         ) from None
+
+
+def _create(url: str, parsed: URL, busy_timeout: float | None) -> Engine:
+    if parsed.get_backend_name() == "sqlite":
+        _ensure_sqlite_dir(url)
+        ms = SQLITE_BUSY_TIMEOUT_MS if busy_timeout is None else max(1, int(busy_timeout * 1000))
+        engine = create_engine(url, connect_args={"timeout": ms / 1000})
+        event.listen(engine, "connect", partial(_sqlite_pragmas, ms))
+        return engine
+    if busy_timeout is not None and parsed.drivername == "postgresql+psycopg":
+        ms = max(1, int(busy_timeout * 1000))
+        return create_engine(
+            url, pool_pre_ping=True, connect_args={"options": f"-c lock_timeout={ms}"}
+        )
+    return create_engine(url, pool_pre_ping=True)
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -116,10 +131,10 @@ def _ensure_sqlite_dir(url: str) -> None:
             ) from None
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(busy_timeout_ms: int, dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
@@ -204,8 +219,8 @@ def _cannot_open(url: str, exc: DatabaseError) -> str:
     return f"cannot open the database ({type(exc.orig).__name__}: {reason})"
 
 
-def open_store(url: str, *, upgrade: bool = True) -> Store:
-    engine = make_engine(url)
+def open_store(url: str, *, upgrade: bool = True, busy_timeout: float | None = None) -> Store:
+    engine = make_engine(url, busy_timeout)
     try:
         if upgrade:
             migrate(engine, url)
