@@ -7,13 +7,20 @@ Library modules are imported inside the commands, so listing them in ``--help`` 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from decomposer.cli import common
 from decomposer.cli.choices import STATUSES, TOOL_TYPES
 from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy.orm import Session
+
+    from decomposer.store.models import Document
 
 JsonOpt = common.JsonOpt
 
@@ -99,7 +106,10 @@ def ingest_cmd(
     ] = False,
     as_json: common.DoneJsonOpt = False,
 ) -> None:
-    """Load documents for a tool; unchanged documents are skipped, changed ones re-chunked."""
+    """Load documents for a tool; unchanged documents are skipped, changed ones re-chunked.
+
+    A file gone from a re-ingested folder is reported missing: its document is kept (left out
+    of extraction) and the capabilities only it backed are flagged vanished."""
     from decomposer.core.clock import utcnow
     from decomposer.ingest.documents import ingest
 
@@ -114,6 +124,7 @@ def ingest_cmd(
             budget=chunk_tokens,
             max_bytes=env.settings.max_document_bytes,
             fetch_deadline=env.settings.fetch_deadline,
+            on_missing=None if prune else _vanish_missing,
         )
         pruned = None
         if prune:
@@ -137,10 +148,28 @@ def ingest_cmd(
         ],
         tail=f"; {report.chunks_written} chunks written",
     )
+    if report.missing and pruned is None:
+        for key in report.missing:
+            out.print(f"missing: {key} (its file is gone; the document is kept)", markup=False)
+        out.print(
+            f"{len(report.missing)} documents missing; {len(report.vanished)} capabilities "
+            "flagged vanished"
+            + (f" — review them with `decomposer review {tool}`" if report.vanished else "")
+            + "; `--prune` removes missing documents",
+            markup=False,
+        )
     if pruned is not None:
         from decomposer.cli.docs import print_removal
 
         print_removal(pruned)
+
+
+def _vanish_missing(session: Session, docs: list[Document], now: datetime) -> list[str]:
+    from decomposer.review.diff import vanish_unbacked
+
+    keys = ", ".join(d.source_key for d in docs)
+    note = f"its document(s) are missing from their folder: {keys}"
+    return vanish_unbacked(session, [d.id for d in docs], now, note)
 
 
 def capabilities_cmd(
