@@ -16,7 +16,18 @@ from typing import Annotated, Any
 
 import typer
 
-from decomposer.cli import batch, docs, extract, interactive, match, pages, review, token, tools
+from decomposer.cli import (
+    batch,
+    docs,
+    extract,
+    interactive,
+    match,
+    pages,
+    review,
+    token,
+    tools,
+    transfer,
+)
 from decomposer.cli.common import Env
 from decomposer.core.config import Settings
 from decomposer.core.errors import DecomposerError
@@ -55,6 +66,9 @@ COMMANDS: tuple[tuple[str, Callable[..., Any]], ...] = (
     ("edit", review.edit_cmd),
     ("history", review.history_cmd),
     ("serve", review.serve_cmd),
+    ("export", transfer.export_cmd),
+    ("import", transfer.import_cmd),
+    ("backup", transfer.backup_cmd),
 )
 """Top-level commands in the order ``--help`` lists them (the pipeline's order)."""
 TOOL_COMMANDS: tuple[tuple[str, Callable[..., Any]], ...] = (

@@ -49,9 +49,7 @@ def reground(session: Session, document_id: int, old_text: str, new_text: str) -
     result = Regrounded()
     rows: list[Evidence | ProfileFact] = [
         *session.scalars(
-            select(Evidence).where(
-                Evidence.document_id == document_id, Evidence.start.is_not(None)
-            )
+            select(Evidence).where(Evidence.document_id == document_id, Evidence.start.is_not(None))
         ),
         *session.scalars(
             select(ProfileFact).where(
