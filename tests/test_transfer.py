@@ -10,13 +10,16 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import inspect
 
 from conftest import CLI, REPO, SECRET
 from decomposer.cli.app import main
+from decomposer.core.errors import InputError
 from decomposer.store import open_store
 from decomposer.store.models import Base
-from decomposer.store.transfer import EXCLUDED, tables
+from decomposer.store.transfer import EXCLUDED, parse, tables
 from test_review import extract_tool
 
 RECORDINGS = str(REPO / "fixtures" / "recordings")
@@ -251,3 +254,68 @@ def test_backup_copies_a_live_sqlite_store(built, tmp_path, capsys):
     shutil.copy(copy, tmp_path / "restored" / "decomposer.db")
     assert run(tmp_path / "restored", "export", str(tmp_path / "r.jsonl")) == 0
     assert (tmp_path / "r.jsonl").read_bytes() == first.read_bytes()
+
+
+JSON_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+TABLE = st.sampled_from([t.name for t in tables()] + ["header", "nope", "api_tokens"])
+
+
+def _row_line(kind: str, values: dict) -> str:
+    return json.dumps({"kind": kind, "row": values})
+
+
+def _column_values(kind: str, data: st.DataObject) -> dict:
+    table = Base.metadata.tables.get(kind)
+    names = list(table.columns.keys()) if table is not None else ["id"]
+    chosen = data.draw(st.lists(st.sampled_from(names), max_size=len(names), unique=True))
+    return {
+        name: data.draw(JSON_VALUE | st.sampled_from(["2026-12-02T00:00:00", "AAAA"]))
+        for name in chosen
+    }
+
+
+LINE = st.one_of(
+    st.text(max_size=60),
+    st.builds(json.dumps, JSON_VALUE),
+    st.just('{"kind": "header", "format": 1}'),
+    st.builds(lambda k, v: json.dumps({"kind": k, "row": v}), TABLE, JSON_VALUE),
+    st.builds(lambda n: "[" * n, st.integers(1, 100_000)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_fuzz_the_import_parser_only_ever_raises_input_error(data):
+    lines = data.draw(st.lists(LINE, max_size=6))
+    if data.draw(st.booleans()):
+        lines.insert(0, '{"kind": "header", "format": 1}')
+        kind = data.draw(TABLE)
+        lines.append(_row_line(kind, _column_values(kind, data)))
+    try:
+        parsed = parse(lines)
+    except InputError as exc:
+        assert str(exc).strip() and "\n" not in str(exc)
+        return
+    assert parsed.header.get("format") == 1
+
+
+def test_round_trip_through_postgresql(built, pg_url, tmp_path, monkeypatch, capsys):
+    """SQLite -> PostgreSQL -> SQLite gives the first export back; PostgreSQL's id sequences
+    continue after the restored ids."""
+    _, first = built
+    monkeypatch.setenv("DECOMPOSER_DATABASE_URL", pg_url)
+    assert main(["import", str(first)]) == 0
+    assert main(["export", str(tmp_path / "pg.jsonl")]) == 0
+    assert main(["tool", "add", "Added After"]) == 0
+    tools = CLI(capsys).json("tools")
+    assert len({t["slug"] for t in tools}) == 3
+    monkeypatch.delenv("DECOMPOSER_DATABASE_URL")
+    assert run(tmp_path / "s", "import", str(tmp_path / "pg.jsonl")) == 0
+    assert run(tmp_path / "s", "export", str(tmp_path / "s.jsonl")) == 0
+    assert (tmp_path / "s.jsonl").read_bytes() == first.read_bytes()

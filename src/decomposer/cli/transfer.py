@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -86,7 +87,9 @@ def backup_cmd(
     _report(summary, f"backed up the store to {file} ({size:,} bytes)", as_json)
 
 
-def _report(summary: dict[str, object], line: str, as_json: bool, to_stderr: bool = False) -> None:
+def _report(
+    summary: Mapping[str, object], line: str, as_json: bool, to_stderr: bool = False
+) -> None:
     if to_stderr:
         sys.stderr.write(line + "\n")
     elif as_json:

@@ -116,7 +116,9 @@ def decode(column: Column[Any], value: Any) -> Any:
     if isinstance(kind, Integer):
         if isinstance(value, bool):
             raise ValueError("expected an integer")
-        return _typed(value, int, "an integer")
+        if not isinstance(value, int) or not -(2**63) <= value < 2**63:
+            raise ValueError("expected a 64-bit integer")
+        return value
     if isinstance(kind, Float):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError("expected a number")
