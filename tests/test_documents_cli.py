@@ -135,3 +135,16 @@ def test_a_missing_documents_chunks_are_left_out_of_extraction(llama, store):
     with store.transaction() as session:
         sources = {source for _, source in chunks_of(session, get_tool(session, "llama-4").id)}
     assert victim["source"] not in sources and sources
+
+
+def test_python_api_ingest_with_the_vanish_missing_hook(llama, store):
+    import decomposer as dc
+
+    cli, folder = llama
+    victim = next(d for d in cli.json("doc", "list", "llama-4") if backed_only_by(cli, d["source"]))
+    only_there = {c["id"] for c in backed_only_by(cli, victim["source"])}
+    (folder / Path(victim["key"]).name).unlink()
+    report = dc.ingest_sources(
+        store, "llama-4", [str(folder)], now=dc.utcnow(), on_missing=dc.vanish_missing
+    )
+    assert report.missing == [victim["key"]] and set(report.vanished) == only_there

@@ -4,9 +4,11 @@ keeps only those tools' rows; a bad file is one line naming its line and writes 
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -319,3 +321,11 @@ def test_round_trip_through_postgresql(built, pg_url, tmp_path, monkeypatch, cap
     assert run(tmp_path / "s", "import", str(tmp_path / "pg.jsonl")) == 0
     assert run(tmp_path / "s", "export", str(tmp_path / "s.jsonl")) == 0
     assert (tmp_path / "s.jsonl").read_bytes() == first.read_bytes()
+
+
+def test_import_from_stdin(built, tmp_path, monkeypatch):
+    _, first = built
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(first.read_bytes())))
+    assert run(tmp_path / "g", "import", "-") == 0
+    assert run(tmp_path / "g", "export", str(tmp_path / "g.jsonl")) == 0
+    assert (tmp_path / "g.jsonl").read_bytes() == first.read_bytes()

@@ -7,20 +7,13 @@ Library modules are imported inside the commands, so listing them in ``--help`` 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from decomposer.cli import common
 from decomposer.cli.choices import STATUSES, TOOL_TYPES
 from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
-
-if TYPE_CHECKING:
-    from datetime import datetime
-
-    from sqlalchemy.orm import Session
-
-    from decomposer.store.models import Document
 
 JsonOpt = common.JsonOpt
 
@@ -112,6 +105,7 @@ def ingest_cmd(
     of extraction) and the capabilities only it backed are flagged vanished."""
     from decomposer.core.clock import utcnow
     from decomposer.ingest.documents import ingest
+    from decomposer.review.diff import vanish_missing
 
     out = common.out()
     env = common.env(ctx)
@@ -124,7 +118,7 @@ def ingest_cmd(
             budget=chunk_tokens,
             max_bytes=env.settings.max_document_bytes,
             fetch_deadline=env.settings.fetch_deadline,
-            on_missing=None if prune else _vanish_missing,
+            on_missing=None if prune else vanish_missing,
         )
         pruned = None
         if prune:
@@ -162,14 +156,6 @@ def ingest_cmd(
         from decomposer.cli.docs import print_removal
 
         print_removal(pruned)
-
-
-def _vanish_missing(session: Session, docs: list[Document], now: datetime) -> list[str]:
-    from decomposer.review.diff import vanish_unbacked
-
-    keys = ", ".join(d.source_key for d in docs)
-    note = f"its document(s) are missing from their folder: {keys}"
-    return vanish_unbacked(session, [d.id for d in docs], now, note)
 
 
 def capabilities_cmd(

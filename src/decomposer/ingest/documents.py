@@ -54,7 +54,7 @@ class IngestReport:
 
 MissingHook = Callable[[Session, list[Document], datetime], list[str]]
 """Called in the ingest's transaction with the documents found missing; returns the ids of the
-capabilities it flagged vanished (the CLI passes ``review.diff.vanish_unbacked``)."""
+capabilities it flagged vanished (the CLI passes ``review.diff.vanish_missing``)."""
 
 
 def check_budget(budget: int) -> int:

@@ -315,6 +315,14 @@ def vanish_unbacked(
     return flagged
 
 
+def vanish_missing(session: Session, docs: Sequence[Document], now: datetime) -> list[str]:
+    """The ``on_missing`` hook of ``ingest``: flag vanished what only ``docs`` (whose files are
+    gone from their folder) backed."""
+    keys = ", ".join(d.source_key for d in docs)
+    note = f"its document(s) are missing from their folder: {keys}"
+    return vanish_unbacked(session, [d.id for d in docs], now, note)
+
+
 def _vanish(
     session: Session, row: Capability, run_id: int | None, now: datetime, note: str = ""
 ) -> None:
