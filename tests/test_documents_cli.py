@@ -124,9 +124,11 @@ def test_reingest_reports_a_missing_file_and_flags_only_its_capabilities_vanishe
     assert all(d["missing_since"] is None for d in cli.json("doc", "list", "llama-4"))
 
 
-def test_a_missing_documents_chunks_are_left_out_of_extraction(llama, store):
+def test_a_missing_documents_chunks_are_left_out_of_extraction(llama, store, settings):
     from decomposer.extraction.inputs import chunks_of
     from decomposer.store.tools import get_tool
+    from decomposer.views.review import document_view
+    from test_web import login, make_client
 
     cli, folder = llama
     victim = cli.json("doc", "list", "llama-4")[0]
@@ -135,6 +137,13 @@ def test_a_missing_documents_chunks_are_left_out_of_extraction(llama, store):
     with store.transaction() as session:
         sources = {source for _, source in chunks_of(session, get_tool(session, "llama-4").id)}
     assert victim["source"] not in sources and sources
+    with store.transaction() as session:
+        view = document_view(session, victim["id"], None)
+        assert view is not None and view.missing_since is not None
+    client = make_client(settings, store)
+    login(client)
+    page = client.get(f"/documents/{victim['id']}")
+    assert page.status_code == 200 and "Its file was gone from its folder" in page.text
 
 
 def test_python_api_ingest_with_the_vanish_missing_hook(llama, store):

@@ -7,6 +7,7 @@ the API's response models, so ``/docs`` shows the shapes the pages use.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -121,6 +122,8 @@ class DocumentView(_Frozen):
     tool: str | None
     pieces: list[Piece]
     link: str | None
+    missing_since: datetime | None = None
+    """When a re-ingest of its folder last found its file gone (None: it is there)."""
 
 
 def tools_overview(session: Session) -> list[ToolOverview]:
@@ -414,4 +417,5 @@ def document_view(session: Session, doc_id: int, cap_id: str | None) -> Document
         tool=tool.slug if tool else None,
         pieces=pieces,
         link=doc.source if doc.source.startswith(("http://", "https://")) else None,
+        missing_since=doc.missing_since,
     )
