@@ -329,3 +329,24 @@ def test_import_from_stdin(built, tmp_path, monkeypatch):
     assert run(tmp_path / "g", "import", "-") == 0
     assert run(tmp_path / "g", "export", str(tmp_path / "g.jsonl")) == 0
     assert (tmp_path / "g.jsonl").read_bytes() == first.read_bytes()
+
+
+def test_export_and_backup_never_overwrite_the_store_or_a_file_unasked(cli, tmp_path, settings):
+    assert cli("tool", "add", "Solo")[0] == 0
+    db = str(settings.home / "decomposer.db")
+    (tmp_path / "taken.jsonl").write_text("keep me")
+    for args, message in [
+        (("export", db, "--force"), f"error: {db} is the store itself"),
+        (("backup", db, "--force"), f"error: {db} is the store itself"),
+        (("backup", db + "-wal", "--force"), "is the store itself"),
+        (("export", str(tmp_path / "taken.jsonl")), "exists — pass --force to replace it"),
+        (("export", str(tmp_path)), "is a folder"),
+        (("export", str(tmp_path / "no" / "x.jsonl")), "no such folder"),
+        (("backup", str(tmp_path / "no" / "x.db")), "no such folder"),
+    ]:
+        code, _, err = cli(*args)
+        assert code == 1 and message in err and len(err.strip().splitlines()) == 1, (args, err)
+    assert (tmp_path / "taken.jsonl").read_text() == "keep me"
+    assert [t["slug"] for t in cli.json("tools")] == ["solo"]
+    code, _, err = cli("export", str(tmp_path / "taken.jsonl"), "--force")
+    assert code == 0, err

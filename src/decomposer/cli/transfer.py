@@ -13,6 +13,7 @@ import typer
 
 from decomposer.cli import common
 
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace FILE if it exists.")]
 FileArg = Annotated[str, typer.Argument(help="The file; - for stdout/stdin.", show_default=False)]
 
 
@@ -23,24 +24,29 @@ def export_cmd(
         list[str] | None,
         typer.Option("--tool", help="Only this tool's rows (repeat for more); default all."),
     ] = None,
+    force: ForceOpt = False,
     as_json: common.DoneJsonOpt = False,
 ) -> None:
     """Write every record as JSON Lines: tools, documents, chunks, capabilities, evidence,
     proposals, review history, runs, jobs, the call log and cache, catalogue and match data."""
     from importlib.metadata import version
 
+    from decomposer.core.errors import InputError
+    from decomposer.store.backup import writable
     from decomposer.store.transfer import export_store
 
     with common.env(ctx).store() as store:
         if file == "-":
             result = export_store(store, sys.stdout, version=version("decomposer"), tools=tool)
         else:
-            target = Path(file)
+            target = writable(store, Path(file), force)
             partial = target.with_name(f".{target.name}.partial")
             try:
                 with partial.open("w", encoding="utf-8", newline="\n") as out:
                     result = export_store(store, out, version=version("decomposer"), tools=tool)
                 os.replace(partial, target)
+            except OSError as exc:
+                raise InputError(f"cannot write {file}: {exc.strerror}") from None
             finally:
                 partial.unlink(missing_ok=True)
     summary = {"action": "export", "file": file, "tools": tool or None, "rows": result.rows}
@@ -75,7 +81,7 @@ def import_cmd(ctx: typer.Context, file: FileArg, as_json: common.DoneJsonOpt = 
 def backup_cmd(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="Where to write the copy.", show_default=False)],
-    force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists.")] = False,
+    force: ForceOpt = False,
     as_json: common.DoneJsonOpt = False,
 ) -> None:
     """Copy a live SQLite store with SQLite's online backup API (safe while others write)."""

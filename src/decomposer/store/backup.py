@@ -26,10 +26,7 @@ def backup_sqlite(store: Store, target: Path, *, force: bool = False) -> int:
             f"backup copies a SQLite store; this one is {store.engine.dialect.name}",
             hint="use `decomposer export FILE`, or pg_dump for PostgreSQL",
         )
-    if target.exists() and not force:
-        raise InputError(f"{target} exists", hint="pass --force to replace it")
-    if not target.parent.is_dir():
-        raise InputError(f"{target.parent}: no such folder")
+    target = writable(store, target, force)
     partial = target.with_name(f".{target.name}.partial")
     raw = store.engine.raw_connection()
     try:
@@ -41,7 +38,26 @@ def backup_sqlite(store: Store, target: Path, *, force: bool = False) -> int:
         finally:
             copy.close()
         os.replace(partial, target)
+    except (OSError, sqlite3.Error) as exc:
+        raise InputError(f"cannot write {target}: {exc}") from None
     finally:
         raw.close()
         partial.unlink(missing_ok=True)
     return target.stat().st_size
+
+
+def writable(store: Store, target: Path, force: bool) -> Path:
+    """``target`` if a copy of ``store`` may be written there: its folder exists, and it is not
+    a folder, nor the store's own files, nor an existing file unless ``force``."""
+    database = store.engine.url.database if store.engine.dialect.name == "sqlite" else None
+    if database and database != ":memory:":
+        live = Path(database).resolve()
+        if target.resolve() in {live, *(live.with_name(live.name + s) for s in ("-wal", "-shm"))}:
+            raise InputError(f"{target} is the store itself", hint="write to another file")
+    if target.is_dir():
+        raise InputError(f"{target} is a folder", hint="give a file name")
+    if target.exists() and not force:
+        raise InputError(f"{target} exists", hint="pass --force to replace it")
+    if not target.parent.is_dir():
+        raise InputError(f"{target.parent}: no such folder")
+    return target
