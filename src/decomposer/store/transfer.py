@@ -64,6 +64,9 @@ SOFT_LINKS: dict[str, tuple[tuple[str, str, str], ...]] = {
 """With ``--tool``: a row of the key table is kept when its column matches a kept row of
 another table (no foreign key says so: the cache is keyed by request hash)."""
 BATCH = 500
+"""Rows per INSERT statement on import."""
+STREAM_ROWS = 1000
+"""Rows fetched at a time on export, so a large table is never held in memory whole."""
 
 
 def tables() -> list[Table]:
@@ -154,6 +157,7 @@ def export_store(
         for table in tables():
             count = 0
             query = select(table).order_by(*table.primary_key.columns)
+            query = query.execution_options(yield_per=STREAM_ROWS)
             for row in conn.execute(query).mappings():
                 if not scope.keep(table, row):
                     continue
