@@ -350,3 +350,32 @@ def test_export_and_backup_never_overwrite_the_store_or_a_file_unasked(cli, tmp_
     assert [t["slug"] for t in cli.json("tools")] == ["solo"]
     code, _, err = cli("export", str(tmp_path / "taken.jsonl"), "--force")
     assert code == 0, err
+
+
+def test_values_round_trip_by_column_type():
+    from datetime import datetime
+
+    from decomposer.store.transfer import decode, encode
+
+    cols = Base.metadata.tables
+    cases = [
+        (cols["profile_facts"].c.value, None),  # JSON null in a NOT NULL JSON column
+        (cols["profile_facts"].c.value, {"amount": 0.1, "currency": "USD"}),
+        (cols["embeddings"].c.vector, b"\x00\x01\xff"),
+        (cols["tools"].c.created_at, datetime(2026, 12, 2, 4, 5, 6, 789)),
+        (cols["evidence"].c.score, 91.5),
+        (cols["evidence"].c.start, None),
+        (cols["llm_cache"].c.validated, False),
+    ]
+    for column, value in cases:
+        assert decode(column, json.loads(json.dumps(encode(column, value)))) == value
+    for column, bad in [
+        (cols["tools"].c.id, True),
+        (cols["tools"].c.id, 2**63),
+        (cols["tools"].c.slug, None),
+        (cols["tools"].c.created_at, "yesterday"),
+        (cols["embeddings"].c.vector, "not base64!"),
+        (cols["evidence"].c.score, "1"),
+    ]:
+        with pytest.raises(ValueError):
+            decode(column, bad)

@@ -104,12 +104,12 @@ def encode(column: Column[Any], value: Any) -> Any:
 def decode(column: Column[Any], value: Any) -> Any:
     """The inverse of ``encode``, refusing a value of the wrong type with ``ValueError``."""
     kind = column.type
+    if isinstance(kind, JSON):
+        return value  # None is JSON null, which a JSON column stores whatever its nullability
     if value is None:
         if not column.nullable:
             raise ValueError("may not be null")
         return None
-    if isinstance(kind, JSON):
-        return value
     if isinstance(kind, DateTime):
         return datetime.fromisoformat(_typed(value, str, "an ISO 8601 date-time"))
     if isinstance(kind, LargeBinary):
