@@ -100,6 +100,7 @@ def build(url: str, tools: int, caps: int) -> None:
                 "id": t + 1,
                 "tool_id": t + 1,
                 "source": f"https://{slug}.example/docs",
+                "source_key": f"https://{slug}.example/docs",
                 "title": f"{slug} docs",
                 "media_type": "text/markdown",
                 "content_hash": "0" * 64,

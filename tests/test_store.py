@@ -45,6 +45,7 @@ EXPECTED = {
         "ingested_at",
         "updated_at",
         "chunk_budget",
+        "missing_since",
         "source_key",
     },
     "chunks": {"id", "document_id", "ordinal", "start", "end", "heading", "text", "tokens"},

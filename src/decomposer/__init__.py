@@ -1,5 +1,6 @@
 """The public Python API: what a notebook or a script needs to open a store, add tools, ingest,
-extract, review, compare, regenerate pages and match queries, importable as ``decomposer.X``.
+extract, review, compare, regenerate pages, match queries and export or back up a store,
+importable as ``decomposer.X``.
 
 Names load on first use (PEP 562), so ``import decomposer`` costs nothing and the CLI, which
 imports the package, does not pay for the SDKs behind extraction. Two names differ from where
@@ -34,9 +35,12 @@ if TYPE_CHECKING:
     from decomposer.providers.replay import ReplayTransport
     from decomposer.review.actions import Outcome
     from decomposer.review.actions import submit as submit_review
+    from decomposer.review.diff import vanish_missing
     from decomposer.store import Store, open_store
+    from decomposer.store.backup import backup_sqlite
     from decomposer.store.summaries import list_tools
     from decomposer.store.tools import add_tool
+    from decomposer.store.transfer import export_store, import_store
     from decomposer.views.capabilities import list_capabilities
     from decomposer.views.comparisons import load_comparison as compare
 
@@ -77,6 +81,10 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Renderer": ("decomposer.pages.render", "Renderer"),
     "regenerate": ("decomposer.pages.regenerate", "regenerate"),
     "list_capabilities": ("decomposer.views.capabilities", "list_capabilities"),
+    "vanish_missing": ("decomposer.review.diff", "vanish_missing"),
+    "export_store": ("decomposer.store.transfer", "export_store"),
+    "import_store": ("decomposer.store.transfer", "import_store"),
+    "backup_sqlite": ("decomposer.store.backup", "backup_sqlite"),
 }
 
 __all__ = [
@@ -97,9 +105,12 @@ __all__ = [
     "__version__",
     "add_tool",
     "api_key",
+    "backup_sqlite",
     "compare",
+    "export_store",
     "import_catalogue",
     "import_queries",
+    "import_store",
     "ingest_sources",
     "limits_for",
     "list_capabilities",
@@ -115,6 +126,7 @@ __all__ = [
     "run_match",
     "submit_review",
     "utcnow",
+    "vanish_missing",
 ]
 
 

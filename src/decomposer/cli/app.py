@@ -27,6 +27,7 @@ from decomposer.cli import (
     review,
     token,
     tools,
+    transfer,
 )
 from decomposer.cli.common import Env
 from decomposer.core.config import Settings
@@ -66,6 +67,9 @@ COMMANDS: tuple[tuple[str, Callable[..., Any]], ...] = (
     ("edit", review.edit_cmd),
     ("history", review.history_cmd),
     ("serve", review.serve_cmd),
+    ("export", transfer.export_cmd),
+    ("import", transfer.import_cmd),
+    ("backup", transfer.backup_cmd),
 )
 """Top-level commands in the order ``--help`` lists them (the pipeline's order)."""
 TOOL_COMMANDS: tuple[tuple[str, Callable[..., Any]], ...] = (

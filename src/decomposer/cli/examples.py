@@ -30,6 +30,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "edit": ("decomposer edit cap_6d8ddde37a2d07e5 --field unique --value 'Long context.'",),
     "history": ("decomposer history cap_6d8ddde37a2d07e5 --json",),
     "serve": ("decomposer serve --port 8000",),
+    "export": (
+        "decomposer export store.jsonl",
+        "decomposer export --tool mistral-api --tool llama-4 two-tools.jsonl",
+    ),
+    "import": ("decomposer import store.jsonl",),
+    "backup": ("decomposer backup decomposer-backup.db",),
     "tool add": ('decomposer tool add "Mistral API" --type API --vendor "Mistral AI"',),
     "tool import": ("decomposer tool import fixtures/catalogue.toml",),
     "tool show": ("decomposer tool show mistral-api --json",),

@@ -20,11 +20,12 @@ Piece = tuple[Chunk, str]
 
 
 def chunks_of(session: Session, tool_id: int) -> list[Piece]:
-    """A tool's chunks in reading order: by document source, then position."""
+    """A tool's chunks in reading order: by document source, then position; documents whose
+    file went missing are left out."""
     rows = session.execute(
         select(Chunk, Document.source)
         .join(Document, Chunk.document_id == Document.id)
-        .where(Document.tool_id == tool_id)
+        .where(Document.tool_id == tool_id, Document.missing_since.is_(None))
         .order_by(Document.source, Chunk.ordinal)
     ).all()
     return [(chunk, source) for chunk, source in rows]

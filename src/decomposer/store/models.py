@@ -76,6 +76,8 @@ class Document(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     chunk_budget: Mapped[int | None] = mapped_column(Integer, default=None)
     """Token budget the chunks were cut with; NULL (older stores) means DEFAULT_CHUNK_TOKENS."""
+    missing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    """Set when a re-ingest of its folder no longer found its file; NULL while it is there."""
 
     tool: Mapped[Tool] = relationship(back_populates="documents")
     chunks: Mapped[list[Chunk]] = relationship(
