@@ -360,3 +360,33 @@ def test_regenerate_template_is_the_default_and_asks_no_model(demo, capsys, tmp_
     }
     assert page["copy_info"] == {"requested": "template", "fallback_note": None}
     assert MODEL_MARK not in (tmp_path / "llama-4-vs-mistral-api.md").read_text()
+
+
+def test_json_gives_each_capability_field_its_provenance(demo, capsys):
+    code, out, _ = run(capsys, "compare", "mistral-api", "llama-4", "--format", "json")
+    cap = json.loads(out)["a"]["capabilities"][0]
+    assert cap["provenance"] == dict.fromkeys(
+        ("description", "unique", "vs_alternatives"), {"source": "docs"}
+    )
+    code, _, err = run(
+        capsys,
+        "edit",
+        cap["id"],
+        "--field",
+        "unique",
+        "--value",
+        "Edited by hand.",
+        "--reviewer",
+        "me",
+    )
+    assert code == 0, err
+    code, out, _ = run(capsys, "compare", "mistral-api", "llama-4", "--format", "json")
+    edited = next(c for c in json.loads(out)["a"]["capabilities"] if c["id"] == cap["id"])
+    assert edited["unique"] == "Edited by hand."
+    assert edited["provenance"] == {
+        "description": {"source": "docs"},
+        "unique": {"source": "editor"},
+        "vs_alternatives": {"source": "docs"},
+    }
+    code, out, _ = run(capsys, "compare", "mistral-api", "llama-4")
+    assert MODEL_MARK not in out  # a person's edit is not model-written
