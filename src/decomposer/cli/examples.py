@@ -21,7 +21,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "score": ("decomposer score mistral-api --explain",),
     "compare": (
         "decomposer compare mistral-api llama-4 --format html --out page.html",
-        "decomposer compare mistral-api llama-4 --copy llm --model mistral-large-latest",
+        "decomposer compare mistral-api llama-4 --copy llm --out page.md",
     ),
     "regenerate": (
         "decomposer regenerate --out-dir pages --all",
