@@ -29,7 +29,7 @@ from decomposer.providers.base import ProviderConfig
 from decomposer.providers.pricing import load_prices
 from decomposer.store import open_store
 from decomposer.store.models import LLMCall
-from pages_support import AS_OF, build_demo, install_db, run
+from pages_support import AS_OF, REPO, build_demo, install_db, run
 from test_unknown import side
 
 NOW = datetime(2025, 7, 2, 9, 0, tzinfo=UTC)
@@ -111,7 +111,7 @@ async def test_a_good_answer_is_accepted_marked_and_disclosed(store, fake_sleep,
     md, html = Renderer().render(c, "md"), Renderer().render(c, "html")
     assert f"{GOOD['verdict']} *({MODEL_MARK})*" in md
     assert f"*({MODEL_MARK})* Capability-level comparison" in md
-    note = f"{MODEL_MARK} marks model-written text, written by {MODELS[provider]} (prompt copy/v1)"
+    note = f"Text marked {MODEL_MARK} was written by {MODELS[provider]} (prompt copy/v1)"
     assert note + " on 2025-07-02 and checked against the cited evidence and the table" in md
     assert html.count(f'<sup class="badge model-written">{MODEL_MARK}</sup>') == 2
     assert '<p class="note disclosure" role="note">' in html
@@ -292,7 +292,7 @@ DEMO_GOOD = {
     "summary": "Mistral API leads on Quality (98 vs 91) and Freshness (92 vs 88), but there is "
     "not enough data to say which ranks higher.",
     "verdict": "Not enough data to compare Adoption and Ecosystem. They tie on Match Graph. "
-    "Both have a free tier. Mistral API starts at $0.10 / 1M input tokens.",
+    "Both have a free tier. Mistral API starts at $0.10 / 1M input tokens. Llama 4 is open weights.",
 }
 
 
@@ -315,7 +315,7 @@ def test_compare_copy_llm_writes_a_marked_page(demo, capsys, tmp_path):
     assert route.call_count == 1
     assert f"{DEMO_GOOD['verdict']} *({MODEL_MARK})*" in out
     assert f"ranks higher. *({MODEL_MARK})* Capability-level comparison" in out
-    assert "marks model-written text, written by mistral-small-latest (prompt copy/v1)" in out
+    assert "marked ✎ model-written was written by mistral-small-latest (prompt copy/v1)" in out
     assert SECRET not in out + err
 
 
@@ -390,3 +390,20 @@ def test_json_gives_each_capability_field_its_provenance(demo, capsys):
     }
     code, out, _ = run(capsys, "compare", "mistral-api", "llama-4")
     assert MODEL_MARK not in out  # a person's edit is not model-written
+
+
+def test_demo_recording_replays_offline_and_is_refused_where_its_numbers_are_wrong(demo, capsys):
+    """The demo's recording was written for the demo's unreviewed page; on this store the
+    table differs, so each answer is refused and the page keeps its template copy."""
+    recordings = REPO / "fixtures" / "recordings"
+    args = ("compare", "mistral-api", "llama-4", "--as-of", AS_OF, "--copy", "llm")
+    code, out, err = run(capsys, *args, "--replay", str(recordings))
+    assert code == 0, err
+    assert "the summary and verdict are the template copy" in out and MODEL_MARK not in out
+    store = open_store(demo.database_url)
+    with store.transaction() as s:
+        [row] = s.scalars(select(LLMCall).where(LLMCall.task == COPY)).all()
+        assert (row.attempts, row.outcome) == (3, "ungrounded")
+    store.dispose()
+    code, _, err = run(capsys, *args, "--replay", str(recordings / "llama-4.json"))
+    assert code == 1 and "answers this page's copy request" in err

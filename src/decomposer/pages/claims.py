@@ -253,6 +253,10 @@ class Checker:
         found += [_Mention(m.start(), None) for m in _GROUP.finditer(text)]
         return sorted(found, key=lambda m: m.at)
 
+    def _unnamed(self, text: str) -> str:
+        """The text with the tools' names blanked (same length), so "Llama 4" is no number."""
+        return self._names.sub(lambda m: "_" * len(m.group(0)), text)
+
     def _side(self, name: str) -> SideFacts:
         return self.facts.a if name.casefold() == self.facts.a.name.casefold() else self.facts.b
 
@@ -382,7 +386,7 @@ class Checker:
         out: list[str] = []
         previous: SideFacts | None = None
         previous_at = -1
-        text = _OUT_OF.sub(lambda m: " " * len(m.group(0)), clause.text)
+        text = _OUT_OF.sub(lambda m: " " * len(m.group(0)), self._unnamed(clause.text))
         for m in _NUMBER.finditer(text):
             number, percent = _decimal(m.group(1)), bool(m.group(2))
             mention = clause.owner_at(m.start())
@@ -473,7 +477,8 @@ class Checker:
     def _price(self, clause: Clause) -> list[str]:
         out: list[str] = []
         for piece, sides in self._parts(clause):
-            if not (_PRICE.search(piece) or _PRICING.search(piece) or _NUMBER.search(piece)):
+            digits = self._unnamed(piece)
+            if not (_PRICE.search(piece) or _PRICING.search(piece) or _NUMBER.search(digits)):
                 continue
             if not sides:
                 out.append("gives a price without naming the tool")
@@ -485,7 +490,7 @@ class Checker:
                     if side.pricing != word:
                         actual = side.pricing or "unknown"
                         out.append(f"{side.name}'s pricing is {actual}, not {word}")
-                if not (_PRICE.search(piece) or _NUMBER.search(piece)):
+                if not (_PRICE.search(piece) or _NUMBER.search(digits)):
                     continue
                 if unknown:
                     if side.starting_price is not None:
@@ -498,7 +503,7 @@ class Checker:
                     out.append(f"{side.name}'s starting price is unknown in the table: claim none")
                     continue
                 allowed = {_decimal(n) for n, _ in _NUMBER.findall(side.starting_price)}
-                for n, _ in _NUMBER.findall(piece):
+                for n, _ in _NUMBER.findall(digits):
                     if _decimal(n) not in allowed:
                         out.append(
                             f"{n} is not in {side.name}'s starting price ({side.starting_price})"
@@ -518,7 +523,7 @@ class Checker:
                     f"wrong: the table has {x.name} {x.capabilities} and {y.name} "
                     f"{y.capabilities} capabilities"
                 )
-        for m in _NUMBER.finditer(clause.text):
+        for m in _NUMBER.finditer(self._unnamed(clause.text)):
             mention = clause.owner_at(m.start())
             sides = [mention.side] if mention and mention.side else [self.facts.a, self.facts.b]
             if not any(_decimal(m.group(1)) == s.capabilities for s in sides):

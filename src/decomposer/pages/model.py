@@ -271,9 +271,9 @@ class Comparison(_Model):
         dates = sorted({str(p.date) for p in written if p.date is not None})
         when = f" on {', '.join(dates)}" if dates else ""
         return (
-            f"{MODEL_MARK} marks model-written text, written by {', '.join(models)}{when} and "
-            "checked against the cited evidence and the table before publishing; text the "
-            "checker could not confirm was not published."
+            f"Text marked {MODEL_MARK} was written by {', '.join(models)}{when} and checked "
+            "against the cited evidence and the table before publishing; text the checker "
+            "could not confirm was not published."
         )
 
     def model_written(self) -> list[TextProvenance]:
