@@ -292,7 +292,8 @@ DEMO_GOOD = {
     "summary": "Mistral API leads on Quality (98 vs 91) and Freshness (92 vs 88), but there is "
     "not enough data to say which ranks higher.",
     "verdict": "Not enough data to compare Adoption and Ecosystem. They tie on Match Graph. "
-    "Both have a free tier. Mistral API starts at $0.10 / 1M input tokens. Llama 4 is open weights.",
+    "Both have a free tier. Mistral API starts at $0.10 / 1M input tokens. "
+    "Llama 4 is open weights.",
 }
 
 
@@ -365,9 +366,8 @@ def test_regenerate_template_is_the_default_and_asks_no_model(demo, capsys, tmp_
 def test_json_gives_each_capability_field_its_provenance(demo, capsys):
     code, out, _ = run(capsys, "compare", "mistral-api", "llama-4", "--format", "json")
     cap = json.loads(out)["a"]["capabilities"][0]
-    assert cap["provenance"] == dict.fromkeys(
-        ("description", "unique", "vs_alternatives"), {"source": "docs"}
-    )
+    docs = {"source": "docs"}
+    assert cap["provenance"] == {"description": docs, "unique": docs, "vs_alternatives": docs}
     code, _, err = run(
         capsys,
         "edit",
