@@ -53,6 +53,14 @@ HOSTILE = {
     "price-where-unknown": ("Beta Tool starts at $1 / month.", "starting price is unknown"),
     "invented-competitor": ("Alpha Tool leads OpenAI on Quality.", "names 'OpenAI'"),
     "marketing": ("Alpha Tool is the best choice.", "marketing word 'best'"),
+    "lead-hidden-in-unknown": (
+        "Alpha Tool leads on Adoption, though Beta Tool's Adoption is unknown.",
+        "mixes a lead or tie with 'not enough data'",
+    ),
+    "lead-hidden-in-free-tier": (
+        "Alpha Tool leads on Adoption (80 vs 0) and has a free tier.",
+        "one fact per sentence",
+    ),
 }
 
 

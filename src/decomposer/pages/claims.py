@@ -30,6 +30,31 @@ from decimal import Decimal, InvalidOperation
 from pydantic import BaseModel, ConfigDict
 
 from decomposer.catalog.score import LABELS, SUBSCORES
+from decomposer.pages.claim_words import (
+    ALL_SCORES,
+    BEHIND,
+    CAPITAL,
+    CAPS,
+    CLAUSE,
+    FREE,
+    GROUP,
+    LEAD,
+    MARKETING,
+    NEGATION,
+    NUMBER,
+    ONLY,
+    OUT_OF,
+    PRICE,
+    PRICE_COMPARISON,
+    PRICING,
+    PRICING_WORDS,
+    RANK_WORDS,
+    STOP_CAPITALS,
+    SUB,
+    TIE,
+    UNKNOWN,
+    UNPROVEN,
+)
 from decomposer.pages.copy import ranks_comparable
 from decomposer.pages.model import MISSING, ToolSide
 
@@ -113,89 +138,6 @@ def _known(x: int | None, y: int | None) -> bool:
     return x is not None and y is not None
 
 
-# --- vocabulary ---------------------------------------------------------------------------------
-
-_CLAUSE = re.compile(r"(?<=[.!?])\s+|;\s+|,\s+(?:while|whereas|but)\s+|\s+but\s+")
-_SUB = re.compile(r",\s+|\s+and\s+")
-_NUMBER = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)(\s*%)?")
-_OUT_OF = re.compile(r"\s*(?:/\s*100\b|out of 100\b|of 100\b)", re.I)
-_LEAD = re.compile(
-    r"\b(leads?|leading|ahead|higher|stronger|better|outscores?|outperforms?|beats?|tops|"
-    r"edges|wins?|exceeds?|greater|surpass(?:es)?|more)\b",
-    re.I,
-)
-_BEHIND = re.compile(r"\b(behind|lower|weaker|trails?|lags?|worse|below|fewer|less)\b", re.I)
-_TIE = re.compile(r"\b(ties?|tied|equal(?:ly)?|same|identical|level|even|match(?:es)?)\b", re.I)
-_UNKNOWN = re.compile(
-    r"not enough data|\bunknown\b|\bno data\b|\bmissing\b|\bnot known\b|cannot be compared|"
-    r"can't be compared|cannot compare|not comparable|\bno rank\b|\bnot stated\b|"
-    r"\bnot available\b|\bno \w+ (?:data|score|price)\b",
-    re.I,
-)
-_NEGATION = re.compile(r"\b(no|not|does not|doesn't|without|lacks?|neither|nor|none)\b", re.I)
-_FREE = re.compile(r"\bfree\b(?!mium)", re.I)
-_PRICE = re.compile(r"\b(starts?|starting|price[sd]?|pricing|costs?)\b|[$€£¥]", re.I)
-_CAPS = re.compile(r"\bcapabilit(?:y|ies)\b", re.I)
-_RANK = re.compile(r"\b(rank(?:s|ed|ing)?|overall)\b", re.I)
-_ALL_SCORES = re.compile(r"\b(sub-?scores|all (?:of )?(?:their|the) scores|every score)\b", re.I)
-_GROUP = re.compile(r"\b(both|they|their|them|each|neither|the two)\b", re.I)
-_ONLY = re.compile(r"\bonly\b", re.I)
-PRICING_WORDS = {"freemium": "Freemium", "paid": "Paid", "open weights": "Open weights"}
-_PRICING = re.compile(r"\b(freemium|paid|open[- ]weights)\b", re.I)
-PRICE_COMPARISON = re.compile(
-    r"\b(cheaper|pricier|costlier|more expensive|less expensive|more affordable|"
-    r"costs? (?:less|more))\b",
-    re.I,
-)
-UNPROVEN = re.compile(
-    r"\b(faster|slower|larger|smaller|bigger|easier|harder|simpler|more (?:reliable|powerful|"
-    r"capable|accurate|flexible|scalable|popular|mature|secure|advanced|robust|efficient)|"
-    r"less (?:reliable|capable|mature))\b",
-    re.I,
-)
-MARKETING = re.compile(
-    r"\b(best|best-in-class|industry-leading|market-leading|world-class|cutting-edge|"
-    r"state-of-the-art|seamless(?:ly)?|revolutionary|game-changing|unmatched|unrivall?ed|"
-    r"unparalleled|superior|powerful|robust|leading-edge|top-notch|ultimate|premier|"
-    r"incredible|amazing|excellent|outstanding)\b",
-    re.I,
-)
-"""Marketing words refused outright (documented in docs/comparator.md)."""
-_CAPITAL = re.compile(r"(?<![\w$€£¥./-])([A-Z][\w'-]*)")
-STOP_CAPITALS = {
-    "Both",
-    "They",
-    "Their",
-    "Neither",
-    "Each",
-    "The",
-    "Not",
-    "Only",
-    "On",
-    "In",
-    "With",
-    "Overall",
-    "No",
-    "Rank",
-    "Ranks",
-    "Pricing",
-    "Starting",
-    "Price",
-    "Free",
-    "Capabilities",
-    "Scores",
-    "Score",
-    "Sub-scores",
-    "Its",
-    "It",
-    "While",
-    "Whereas",
-    "But",
-    "And",
-    "However",
-}
-
-
 @dataclass(frozen=True)
 class _Mention:
     at: int
@@ -240,7 +182,7 @@ class Checker:
         if not text:
             return [f"{field}: empty"]
         out: list[str] = []
-        for raw in (c.strip(" .") for c in _CLAUSE.split(text)):
+        for raw in (c.strip(" .") for c in CLAUSE.split(text)):
             if not raw:
                 continue
             clause = Clause(raw, self._mentions(raw))
@@ -250,7 +192,7 @@ class Checker:
 
     def _mentions(self, text: str) -> list[_Mention]:
         found = [_Mention(m.start(), self._side(m.group(0))) for m in self._names.finditer(text)]
-        found += [_Mention(m.start(), None) for m in _GROUP.finditer(text)]
+        found += [_Mention(m.start(), None) for m in GROUP.finditer(text)]
         return sorted(found, key=lambda m: m.at)
 
     def _unnamed(self, text: str) -> str:
@@ -263,13 +205,25 @@ class Checker:
     def _check(self, clause: Clause) -> list[str]:
         text = clause.text
         out = self._vocabulary(text)
-        if _FREE.search(text):
+        topics = [
+            name
+            for name, found in (
+                ("the free tier", FREE.search(text)),
+                ("the price", PRICE.search(text) or PRICING.search(text)),
+                ("the capability count", CAPS.search(text)),
+                ("a score", self._labels(text)),
+            )
+            if found
+        ]
+        if len(topics) > 1:
+            out.append(f"mixes {' and '.join(topics)} in one clause: one fact per sentence")
+        elif topics == ["the free tier"]:
             out += self._free_tier(clause)
-        elif _PRICE.search(text) or _PRICING.search(text):
+        elif topics == ["the price"]:
             out += self._price(clause)
-        elif _CAPS.search(text):
+        elif topics == ["the capability count"]:
             out += self._count(clause)
-        elif self._labels(text) or _LEAD.search(text) or _TIE.search(text):
+        elif topics or LEAD.search(text) or TIE.search(text):
             out += self._scores(clause)
         else:
             out.append(
@@ -286,7 +240,7 @@ class Checker:
             out.append(f"{m.group(0)!r} compares prices: state each starting price instead")
         if m := UNPROVEN.search(text):
             out.append(f"{m.group(0)!r} is not in the table: compare only its scores")
-        words = [m.group(1) for m in _CAPITAL.finditer(text)]
+        words = [m.group(1) for m in CAPITAL.finditer(text)]
         for i, word in enumerate(words):
             bare = word.rstrip("'s").rstrip("’s") if word.endswith(("'s", "’s")) else word
             first = i == 0 and text.startswith(word)
@@ -300,8 +254,8 @@ class Checker:
         found: list[tuple[int, str]] = []
         for label in SCORE_LABELS:
             found += [(m.start(), label) for m in re.finditer(rf"\b{label}\b", text, re.I)]
-        found += [(m.start(), RANK) for m in _RANK.finditer(text)]
-        if m := _ALL_SCORES.search(text):
+        found += [(m.start(), RANK) for m in RANK_WORDS.finditer(text)]
+        if m := ALL_SCORES.search(text):
             found += [(m.start(), label) for label in SCORE_LABELS]
         return sorted(found)
 
@@ -311,10 +265,16 @@ class Checker:
         names = list(dict.fromkeys(label for _, label in labels))
         f = self.facts
         out: list[str] = []
-        if _UNKNOWN.search(text):
+        ranking = LEAD.search(text) or BEHIND.search(text) or TIE.search(text)
+        if UNKNOWN.search(text) and ranking and clause.named:
+            out.append(
+                "mixes a lead or tie with 'not enough data' in one clause: say each in its own "
+                "sentence"
+            )
+        elif UNKNOWN.search(text):
             for label in names:
                 out += self._unknown(clause, label)
-        elif _TIE.search(text) and not (_LEAD.search(text) or _BEHIND.search(text)):
+        elif TIE.search(text) and not (LEAD.search(text) or BEHIND.search(text)):
             for label in names:
                 va, vb = f.a.value(label), f.b.value(label)
                 if label == RANK and not f.ranks_comparable:
@@ -325,11 +285,11 @@ class Checker:
                     out.append(self._unknown_reason("a tie", label))
                 elif va != vb:
                     out.append(f"claims a tie on {label}, but the table has {self._pair(label)}")
-        elif _LEAD.search(text) or _BEHIND.search(text):
+        elif LEAD.search(text) or BEHIND.search(text):
             subject = clause.named[0] if clause.named else None
             if subject is None:
                 return [*out, "claims a lead without naming which tool leads"]
-            behind = bool(_BEHIND.search(text)) and not _LEAD.search(text)
+            behind = bool(BEHIND.search(text)) and not LEAD.search(text)
             leader = f.other(subject) if behind else subject
             for label in names:
                 va, vb = leader.value(label), f.other(leader).value(label)
@@ -351,24 +311,19 @@ class Checker:
         return out
 
     def _unknown(self, clause: Clause, label: str) -> list[str]:
+        """ "Not enough data to compare X" needs a side unknown; "B's X is unknown" needs B's."""
         f = self.facts
-        sides = clause.named if clause.named and not clause.group else [f.a, f.b]
-        if label == RANK:
-            if clause.named and not clause.group:
-                wrong = [s.name for s in sides if s.rank is not None]
-                if wrong and f.ranks_comparable:
-                    return [f"says Rank is unknown, but the table has {self._pair(RANK)}"]
-                return []
-            if f.ranks_comparable:
-                return [f"says the Ranks cannot be compared, but the table has {self._pair(RANK)}"]
+        about = clause.named if clause.named and not clause.group else []
+        if re.search(r"compar|to say", clause.text, re.I) or not about:
+            if label == RANK:
+                ok = not f.ranks_comparable
+            else:
+                ok = f.a.value(label) is None or f.b.value(label) is None
+        else:
+            ok = all(s.value(label) is None for s in about)
+        if ok:
             return []
-        values = [s.value(label) for s in sides]
-        if clause.named and not clause.group:
-            if any(v is not None for v in values):
-                return [f"says {label} is unknown, but the table has {self._pair(label)}"]
-        elif all(v is not None for v in values):
-            return [f"says {label} is unknown, but the table has {self._pair(label)}"]
-        return []
+        return [f"says {label} is not known, but the table has {self._pair(label)}"]
 
     def _unknown_reason(self, what: str, label: str) -> str:
         missing = [s.name for s in (self.facts.a, self.facts.b) if s.value(label) is None]
@@ -386,8 +341,8 @@ class Checker:
         out: list[str] = []
         previous: SideFacts | None = None
         previous_at = -1
-        text = _OUT_OF.sub(lambda m: " " * len(m.group(0)), self._unnamed(clause.text))
-        for m in _NUMBER.finditer(text):
+        text = OUT_OF.sub(lambda m: " " * len(m.group(0)), self._unnamed(clause.text))
+        for m in NUMBER.finditer(text):
             number, percent = _decimal(m.group(1)), bool(m.group(2))
             mention = clause.owner_at(m.start())
             if mention is None:
@@ -427,7 +382,7 @@ class Checker:
         the previous sub-clause's)."""
         parts: list[tuple[str, list[SideFacts]]] = []
         last: list[SideFacts] = []
-        for piece in (p for p in _SUB.split(clause.text) if p.strip()):
+        for piece in (p for p in SUB.split(clause.text) if p.strip()):
             sides = [m.side or self.facts.a for m in self._mentions(piece)]
             if any(m.side is None for m in self._mentions(piece)):
                 sides = [self.facts.a, self.facts.b]
@@ -442,7 +397,7 @@ class Checker:
             if not sides:
                 out.append("speaks of a free tier without naming the tool")
                 continue
-            if _LEAD.search(piece):  # "making X more accessible"
+            if LEAD.search(piece):  # "making X more accessible"
                 x, y = sides[0], self.facts.other(sides[0])
                 if not (x.free_tier is True and y.free_tier is False):
                     out.append(
@@ -450,8 +405,8 @@ class Checker:
                         f"for {x.name} and none for {y.name}"
                     )
                 continue
-            unknown = bool(_UNKNOWN.search(piece))
-            negated = bool(_NEGATION.search(piece))
+            unknown = bool(UNKNOWN.search(piece))
+            negated = bool(NEGATION.search(piece))
             for side in sides:
                 if unknown:
                     if side.free_tier is not None:
@@ -465,7 +420,7 @@ class Checker:
                 elif side.free_tier == negated:
                     has = "has" if side.free_tier else "has no"
                     out.append(f"wrong: {side.name} {has} free tier in the table")
-            if _ONLY.search(piece) and not unknown and not negated and len(sides) == 1:
+            if ONLY.search(piece) and not unknown and not negated and len(sides) == 1:
                 other = self.facts.other(sides[0])
                 if other.free_tier is not False:
                     out.append(
@@ -478,19 +433,19 @@ class Checker:
         out: list[str] = []
         for piece, sides in self._parts(clause):
             digits = self._unnamed(piece)
-            if not (_PRICE.search(piece) or _PRICING.search(piece) or _NUMBER.search(digits)):
+            if not (PRICE.search(piece) or PRICING.search(piece) or NUMBER.search(digits)):
                 continue
             if not sides:
                 out.append("gives a price without naming the tool")
                 continue
-            unknown = bool(_UNKNOWN.search(piece))
+            unknown = bool(UNKNOWN.search(piece))
             for side in sides:
-                if m := _PRICING.search(piece):
+                if m := PRICING.search(piece):
                     word = PRICING_WORDS[m.group(1).lower().replace("-", " ")]
                     if side.pricing != word:
                         actual = side.pricing or "unknown"
                         out.append(f"{side.name}'s pricing is {actual}, not {word}")
-                if not (_PRICE.search(piece) or _NUMBER.search(digits)):
+                if not (PRICE.search(piece) or NUMBER.search(digits)):
                     continue
                 if unknown:
                     if side.starting_price is not None:
@@ -502,8 +457,8 @@ class Checker:
                 if side.starting_price is None:
                     out.append(f"{side.name}'s starting price is unknown in the table: claim none")
                     continue
-                allowed = {_decimal(n) for n, _ in _NUMBER.findall(side.starting_price)}
-                for n, _ in _NUMBER.findall(digits):
+                allowed = {_decimal(n) for n, _ in NUMBER.findall(side.starting_price)}
+                for n, _ in NUMBER.findall(digits):
                     if _decimal(n) not in allowed:
                         out.append(
                             f"{n} is not in {side.name}'s starting price ({side.starting_price})"
@@ -512,18 +467,18 @@ class Checker:
 
     def _count(self, clause: Clause) -> list[str]:
         out: list[str] = []
-        if _LEAD.search(clause.text) or _BEHIND.search(clause.text):
+        if LEAD.search(clause.text) or BEHIND.search(clause.text):
             if not clause.named:
                 return ["compares capability counts without naming a tool"]
             x = clause.named[0]
             y = self.facts.other(x)
-            more = not (_BEHIND.search(clause.text) and not _LEAD.search(clause.text))
+            more = not (BEHIND.search(clause.text) and not LEAD.search(clause.text))
             if (x.capabilities > y.capabilities) != more or x.capabilities == y.capabilities:
                 out.append(
                     f"wrong: the table has {x.name} {x.capabilities} and {y.name} "
                     f"{y.capabilities} capabilities"
                 )
-        for m in _NUMBER.finditer(self._unnamed(clause.text)):
+        for m in NUMBER.finditer(self._unnamed(clause.text)):
             mention = clause.owner_at(m.start())
             sides = [mention.side] if mention and mention.side else [self.facts.a, self.facts.b]
             if not any(_decimal(m.group(1)) == s.capabilities for s in sides):
