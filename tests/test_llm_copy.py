@@ -415,3 +415,17 @@ def test_demo_recording_replays_offline_and_is_refused_where_its_numbers_are_wro
     store.dispose()
     code, _, err = run(capsys, *args, "--replay", str(recordings / "llama-4.json"))
     assert code == 1 and "answers this page's copy request" in err
+
+
+def test_switching_copy_mode_rewrites_the_pages(demo, capsys, tmp_path):
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("mistral-api llama-4\n")
+    base = ("regenerate", "--pairs", str(pairs), "--as-of", AS_OF, "--out-dir", str(tmp_path / "p"))
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post(MISTRAL_URL).mock(return_value=ok(DEMO_GOOD))
+        assert json.loads(run(capsys, *base, "--json")[1])["written"] == 3
+        llm = json.loads(run(capsys, *base, "--copy", "llm", "--json")[1])
+        template = json.loads(run(capsys, *base, "--json")[1])
+    assert (llm["written"], template["written"], route.call_count) == (3, 3, 1)
+    page = (tmp_path / "p" / "mistral-api-vs-llama-4.md").read_text()
+    assert MODEL_MARK not in page  # back to template copy

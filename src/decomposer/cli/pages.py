@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from decomposer.cli import common
-from decomposer.cli.choices import CAPABILITIES_PER_SIDE, FORMATS, PROVIDERS
+from decomposer.cli.choices import CAPABILITIES_PER_SIDE, COPY_MODES, FORMATS, PROVIDERS
 from decomposer.core.errors import InputError, ProviderError
 
 if TYPE_CHECKING:
@@ -52,7 +52,6 @@ StaleOpt = Annotated[
     ),
 ]
 STALE_DEFAULT = 90  # catalog.catalogue.STALE_AFTER_DAYS; not imported here to keep start-up lean
-COPY_MODES = ("template", "llm")  # pages.llm_copy.COPY_MODES
 CopyOpt = Annotated[
     str,
     typer.Option(
