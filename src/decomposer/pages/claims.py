@@ -14,6 +14,8 @@ Freshness), the free tier, the pricing model or starting price, the capability c
   after a tool belongs to it; a second with no tool named in between, as in "(98 vs 91)", to
   the other side), a percentage is a Rank's coverage, a price number is in that tool's price;
 - free tier and pricing claims match the table, and nothing is said where it is unknown;
+- one fact per clause: a score mixed with the free tier, a price or the count, or a lead or tie
+  mixed with "not enough data" about a named tool, is refused (it could hide an unchecked claim);
 - no price comparison, no comparative the table cannot prove (faster, more reliable, …), no
   marketing word, and no capitalised name that is not on the page (no invented competitors).
 
