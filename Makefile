@@ -35,6 +35,7 @@ demo: $(STAMP)
 	$(DECOMPOSER) compare mistral-api llama-4 --include-unreviewed --format html --out $(PAGES)/mistral-api-vs-llama-4.html
 	$(DECOMPOSER) compare mistral-api llama-4 --include-unreviewed --format json --out $(PAGES)/mistral-api-vs-llama-4.json
 	@echo "Records are in $$($(DECOMPOSER) path)/; pages in $$($(DECOMPOSER) path)/pages/. Try: $(DECOMPOSER) capabilities mistral-api"
+	$(DECOMPOSER) compare mistral-api llama-4 --include-unreviewed --copy llm $(REPLAY) --out $(PAGES)/mistral-api-vs-llama-4.model-copy.md
 
 test: $(STAMP)
 	$(BIN)/pytest -q

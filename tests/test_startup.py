@@ -79,6 +79,7 @@ def test_help_values_match_their_owners():
     from decomposer.matching.embed import EMBEDDERS, LEXICAL_THRESHOLDS
     from decomposer.matching.match import run_match
     from decomposer.pages.compare import Options
+    from decomposer.pages.llm_copy import COPY_MODES
     from decomposer.pages.render import FORMATS
     from decomposer.providers.base import PROVIDERS
     from decomposer.review.actions import FIELDS
@@ -100,6 +101,7 @@ def test_help_values_match_their_owners():
     assert Options.model_fields["top_k"].default == choices.CAPABILITIES_PER_SIDE
     assert tuple(FORMATS) == choices.FORMATS
     assert tuple(FIELDS) == choices.REVIEW_FIELDS
+    assert tuple(COPY_MODES) == choices.COPY_MODES
 
 
 @pytest.mark.parametrize(

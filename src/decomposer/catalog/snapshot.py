@@ -23,7 +23,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from decomposer.catalog.catalogue import PROFILE_FIELDS, Sourced, effective_profile, load_facts
@@ -33,6 +33,7 @@ from decomposer.core.vocab import LIVE_STATUSES, CapabilityStatus
 from decomposer.store.catalogue_models import CatalogueEntry
 from decomposer.store.match_models import MatchEdge, MatchRun, SearchQueryCount
 from decomposer.store.models import Capability, Document, Evidence, Tool
+from decomposer.store.review_models import ReviewEvent
 
 CATEGORY_ORDER = (
     "models",
@@ -74,6 +75,8 @@ class CapRecord:
     vs_alternatives: str
     status: str
     evidence: tuple[EvidenceRecord, ...]
+    edited: frozenset[str] = frozenset()
+    """Text fields whose current value a person wrote (``editor`` provenance), not the docs."""
 
     @property
     def grounded_quotes(self) -> int:
@@ -233,6 +236,7 @@ def _load_capabilities(session: Session, tool_ids: list[int] | None) -> dict[int
                 quote, bool(grounded), title, _public_source(source), doc_id, _as_date(fetched)
             )
         )
+    edited = _edited_fields(session, tool_ids)
     out: dict[int, list[CapRecord]] = {}
     for row in session.execute(cq.order_by(Capability.id)):
         out.setdefault(row.tool_id, []).append(
@@ -245,8 +249,37 @@ def _load_capabilities(session: Session, tool_ids: list[int] | None) -> dict[int
                 vs_alternatives=row.vs_alternatives,
                 status=row.status,
                 evidence=tuple(evidence.get(row.id, ())),
+                edited=frozenset(edited.get(row.id, ())),
             )
         )
+    return out
+
+
+TEXT_FIELDS = ("description", "unique", "vs_alternatives")
+
+
+def _edited_fields(session: Session, tool_ids: list[int] | None) -> dict[str, set[str]]:
+    """Per capability, the text fields a person last wrote: a reviewer's edit makes a field
+    ``editor``; accepting a re-extraction's proposed text for it makes it ``docs`` again. Only
+    events that changed text are read (edits and accepted proposals), a small share of all."""
+    q = (
+        select(ReviewEvent.capability_id, ReviewEvent.edited, ReviewEvent.changes)
+        .where(
+            ReviewEvent.system.is_(False),
+            or_(ReviewEvent.edited.is_(True), ReviewEvent.proposal_id.is_not(None)),
+        )
+        .order_by(ReviewEvent.id)
+    )
+    if tool_ids is not None:
+        q = q.join(Capability, Capability.id == ReviewEvent.capability_id).where(
+            Capability.tool_id.in_(tool_ids)
+        )
+    out: dict[str, set[str]] = {}
+    for cap_id, by_person, changes in session.execute(q):
+        fields = out.setdefault(cap_id, set())
+        for name in TEXT_FIELDS:
+            if name in (changes or {}):
+                (fields.add if by_person else fields.discard)(name)
     return out
 
 

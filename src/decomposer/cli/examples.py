@@ -19,8 +19,14 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "jobs": ("decomposer jobs --run 12 --state failed",),
     "capabilities": ("decomposer capabilities mistral-api --status ungrounded",),
     "score": ("decomposer score mistral-api --explain",),
-    "compare": ("decomposer compare mistral-api llama-4 --format html --out page.html",),
-    "regenerate": ("decomposer regenerate --out-dir pages --all",),
+    "compare": (
+        "decomposer compare mistral-api llama-4 --format html --out page.html",
+        "decomposer compare mistral-api llama-4 --copy llm --out page.md",
+    ),
+    "regenerate": (
+        "decomposer regenerate --out-dir pages --all",
+        "decomposer regenerate --all --copy llm --replay fixtures/recordings",
+    ),
     "review": ("decomposer review mistral-api --reviewer me",),
     "approve": (
         "decomposer approve cap_5cbd4bca0bd1fefe --reviewer me",

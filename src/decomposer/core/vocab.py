@@ -133,6 +133,17 @@ class Category(StrEnum):
 CATEGORIES: tuple[Category, ...] = tuple(Category)
 
 
+class Provenance(StrEnum):
+    """Where a published text field comes from: extracted from the tool's own docs, written by
+    the model from checked evidence and the table (``contrast``), a person's edit, or rendered
+    from a template."""
+
+    DOCS = "docs"
+    CONTRAST = "contrast"
+    EDITOR = "editor"
+    TEMPLATE = "template"
+
+
 def enum_schema(vocab: type[StrEnum]) -> dict[str, Any]:
     """The JSON schema of a vocabulary written inline, exactly as pydantic writes a ``Literal``:
     the model's wire schema (and so every request hash and cache key) stays what it was."""

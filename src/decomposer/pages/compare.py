@@ -31,6 +31,9 @@ from decomposer.matching.align import align
 from decomposer.matching.embed import Embedder, LexicalEmbedder, capability_text
 from decomposer.pages.copy import Copywriter, verdict_facts
 from decomposer.pages.model import (
+    CAPABILITY_TEXT,
+    DOCS,
+    EDITOR,
     MISSING,
     AlignmentInfo,
     CapabilityView,
@@ -140,6 +143,7 @@ def build_side(tool: ToolRecord, card: ScoreCard, options: Options) -> ToolSide:
                 )
                 for e in c.evidence
             ],
+            provenance={f: EDITOR if f in c.edited else DOCS for f in CAPABILITY_TEXT},
         )
         for c in caps
     ]

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from decomposer.core.errors import InputError
-from decomposer.core.vocab import CATEGORIES, ROW_ID_MAX, STATUSES, CapabilityStatus
+from decomposer.core.vocab import CATEGORIES, ROW_ID_MAX, STATUSES, CapabilityStatus, Provenance
 from decomposer.core.vocab import PENDING_STATUSES as PENDING
 from decomposer.extraction.grounding import find_quote
 from decomposer.review.diff import word_diff
@@ -176,7 +176,7 @@ def queue_filter(
     return f
 
 
-PROVENANCES = ("docs", "editor")
+PROVENANCES = (Provenance.DOCS, Provenance.EDITOR)
 """Where a capability's text comes from: as extracted from the docs, or edited by a person."""
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 PAGE_SIZES = (25, 50, 100, 200)
