@@ -16,7 +16,18 @@ from typing import Annotated, Any
 
 import typer
 
-from decomposer.cli import batch, docs, extract, interactive, match, pages, review, token, tools
+from decomposer.cli import (
+    batch,
+    contrast,
+    docs,
+    extract,
+    interactive,
+    match,
+    pages,
+    review,
+    token,
+    tools,
+)
 from decomposer.cli.common import Env
 from decomposer.core.config import Settings
 from decomposer.core.errors import DecomposerError
@@ -108,6 +119,7 @@ app.add_typer(tool_app, name="tool")
 docs.register(app)
 batch.register(app)
 match.register(app)
+contrast.register(app)
 token.register(app)
 
 

@@ -90,6 +90,22 @@ class SourceNote(_Model):
     stale: bool
 
 
+class FieldProvenance(_Model):
+    """Where a text field came from (a ``Provenance``: docs, contrast, editor, template) and,
+    for model-written text, which model and prompt wrote it, when, and from which evidence."""
+
+    kind: str
+    model: str | None = None
+    prompt_version: str | None = None
+    written_on: date | None = None
+    citations: list[int] = Field(default_factory=list)
+    """Evidence row ids the line relies on (quotes of both tools)."""
+    checked: bool = False
+    """Passed the contrast checker (names, numbers, comparatives, marketing words)."""
+    draft: bool = False
+    """Not approved by a reviewer yet (shown only on draft previews)."""
+
+
 class CapabilityView(_Model):
     id: str
     name: str
@@ -101,6 +117,14 @@ class CapabilityView(_Model):
     unique: str
     vs_alternatives: str
     evidence: list[EvidenceView]
+    provenance: dict[str, FieldProvenance] = Field(default_factory=dict)
+    """Per text field (description, unique, vs_alternatives): where it came from."""
+
+    @property
+    def model_written(self) -> FieldProvenance | None:
+        """The vs-alternatives line's provenance when a model wrote it from both tools' evidence."""
+        found = self.provenance.get("vs_alternatives")
+        return found if found is not None and found.kind == "contrast" else None
 
 
 class ToolSide(_Model):
