@@ -169,7 +169,7 @@ def lines_list(
         out.print("no contrast lines; write them with `decomposer contrast TOOL`")
     for r in rows:
         out.print(
-            f"{r.id:>4}  {r.status:<9} {r.tool}: {r.capability} [{r.provenance}, {r.model}]\n"
+            f"{r.id:>4}  {r.status:<9} {r.tool}: {r.capability} ({r.provenance}, {r.model})\n"
             f"      {r.text}",
             highlight=False,
         )

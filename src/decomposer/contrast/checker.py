@@ -8,8 +8,8 @@ call log (``llm_calls.rejections``) and the reasons go back to the model on a re
 - ``one_sided``: no cited quote of the capability's own tool, or none of any other tool;
 - ``no_counterpart``: no other given tool is named;
 - ``uncited_tool``: a tool is named but none of its quotes is cited;
-- ``unknown_tool``: a product or vendor that was not given is named (``KNOWN_NAMES``), or a
-  capitalised name occurs that is nowhere in the material given;
+- ``unknown_tool``: a product or vendor that was neither given nor in a cited quote is named
+  (``KNOWN_NAMES``), or a capitalised name occurs that is nowhere in the material given;
 - ``invented_number``: a number (with its unit) is in no cited quote and no catalogue row given;
 - ``unsupported_comparative``: a comparative word (``COMPARATIVES``) in a sentence that does not
   carry a number or a quoted fact from both sides;
@@ -242,7 +242,7 @@ def check(line: str, citations: Sequence[str], given: Given) -> list[Failure]:
     for tool in others:
         if tool not in cited_tools:
             failures.append(Failure("uncited_tool", f"you name {tool} but cite none of its quotes"))
-    failures.extend(_names(bare, given))
+    failures.extend(_names(bare, given, cited))
     failures.extend(_numbers(text, given, cited))
     failures.extend(_quotes(text, cited))
     failures.extend(_comparatives(sentences, given, cited))
@@ -279,13 +279,16 @@ def _unquoted(text: str) -> str:
     return _QUOTED.sub(" ", text)
 
 
-def _names(bare: str, given: Given) -> Iterable[Failure]:
+def _names(bare: str, given: Given, cited: Sequence[Quote]) -> Iterable[Failure]:
     allowed = {a for names in given.tools.values() for a in names}
     allowed_words = {w for a in allowed for w in a.split()}
+    quoted = " ".join(q.text for q in cited)
     invented = [
         name
         for name in KNOWN_NAMES
-        if _has_word(bare, name) and not any(name in a or a in name for a in allowed)
+        if _has_word(bare, name)
+        and not any(name in a or a in name for a in allowed)
+        and not _has_word(quoted, name)
     ]
     material = given.material.casefold()
     for sentence in _SENTENCE.split(bare):
