@@ -56,8 +56,8 @@ def events(store: Store, cap_id: str) -> list[ReviewEvent]:
         )
 
 
-def vs_line(page: dict[str, Any], slug: str, cap_id: str) -> dict[str, Any]:
-    side = page["a"] if page["a"]["slug"] == slug else page["b"]
+def vs_line(shown: dict[str, Any], slug: str, cap_id: str) -> dict[str, Any]:
+    side = shown["a"] if shown["a"]["slug"] == slug else shown["b"]
     return next(c for c in side["capabilities"] if c["id"] == cap_id)
 
 
@@ -89,8 +89,8 @@ def test_lines_review_in_the_cli(store, cli):
     ]
 
     # a draft line is not published; a preview shows it marked as a draft
-    page = compared(cli)
-    cap = vs_line(page, "nimbus-api", NIMBUS_CAP)
+    shown = compared(cli)
+    cap = vs_line(shown, "nimbus-api", NIMBUS_CAP)
     assert cap["vs_alternatives"] == "Not stated in the docs."
     assert cap["provenance"]["vs_alternatives"]["kind"] == "docs"
     preview = cli("compare", "nimbus-api", "orbit-model", "--include-unreviewed")[1]
@@ -99,8 +99,8 @@ def test_lines_review_in_the_cli(store, cli):
     code, _, err = cli("lines", "approve", str(nimbus), "--reviewer", "robin")
     assert code == 0, err
     assert line(store, nimbus).status == "approved"
-    page = compared(cli)
-    cap = vs_line(page, "nimbus-api", NIMBUS_CAP)
+    shown = compared(cli)
+    cap = vs_line(shown, "nimbus-api", NIMBUS_CAP)
     assert cap["vs_alternatives"] == GOOD_LINE
     prov = cap["provenance"]["vs_alternatives"]
     assert (prov["kind"], prov["model"], prov["prompt_version"], prov["draft"]) == (
@@ -118,15 +118,15 @@ def test_lines_review_in_the_cli(store, cli):
         "lines", "edit", str(nimbus), "--value", edited, "--reviewer", "robin", "--note", "shorter"
     )
     assert code == 0, err
-    page = compared(cli)
-    cap = vs_line(page, "nimbus-api", NIMBUS_CAP)
+    shown = compared(cli)
+    cap = vs_line(shown, "nimbus-api", NIMBUS_CAP)
     assert cap["vs_alternatives"] == edited
     assert cap["provenance"]["vs_alternatives"]["kind"] == "editor"
 
     code, _, err = cli("lines", "reject", str(nimbus), "--reviewer", "robin")
     assert code == 0, err
-    page = compared(cli)
-    assert vs_line(page, "nimbus-api", NIMBUS_CAP)["vs_alternatives"] == "Not stated in the docs."
+    shown = compared(cli)
+    assert vs_line(shown, "nimbus-api", NIMBUS_CAP)["vs_alternatives"] == "Not stated in the docs."
 
     trail = [(e.action, e.actor) for e in events(store, NIMBUS_CAP)]
     assert trail[-3:] == [
@@ -151,7 +151,7 @@ def test_lines_review_in_the_cli(store, cli):
 def test_lines_bad_input_is_one_line(store, cli, args, message):
     lines = seeded(store)
     args = [str(lines[NIMBUS_CAP]) if a == "LINE" else a for a in args]
-    code, out, err = cli(*args)
+    code, _, err = cli(*args)
     assert code in (1, 2) and err.startswith("error: ") and message in err
     assert line(store, lines[NIMBUS_CAP]).status == "proposed"
 
