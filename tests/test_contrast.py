@@ -360,3 +360,28 @@ async def test_new_tool_proposes_lines_for_the_tools_it_counters(store, fake_sle
     assert any("(Comet Tune)" in a for a in asked)
     assert any("(Nimbus API)" in a for a in asked)
     assert report.calls == len(route.calls)
+
+
+def test_a_tool_name_glued_to_a_number_is_not_a_number():
+    from decomposer.contrast.checker import Given, Quote, aliases, check
+
+    given = Given(
+        tool="Mistral API",
+        tools={
+            "Mistral API": aliases("Mistral API", "Mistral AI"),
+            "Llama 4": aliases("Llama 4", "Meta"),
+        },
+        quotes={
+            "Q1": Quote("Q1", "Mistral API", "Fine-tuning trains on your dataset."),
+            "Q2": Quote("Q2", "Llama 4", "Fine-Tuning Tutorial for Llama4 Models"),
+        },
+        facts={},
+        material="Fine-tuning trains on your dataset. Fine-Tuning Tutorial for Llama4 Models",
+    )
+    line = (
+        'Mistral API documents "Fine-tuning trains on your dataset."; '
+        'Llama 4 has a "Fine-Tuning Tutorial for Llama4 Models".'
+    )
+    assert check(line, ["Q1", "Q2"], given) == []
+    invented = check(line.replace("has a", "has 3"), ["Q1", "Q2"], given)
+    assert [f.cause for f in invented] == ["invented_number"]

@@ -335,7 +335,7 @@ def _masked(text: str, given: Given) -> str:
     """Tool names ("Llama 4") are names, not numbers."""
     names = sorted((a for names in given.tools.values() for a in names), key=len, reverse=True)
     for name in names:
-        text = text.replace(name, " ")
+        text = re.sub(rf"(?<![\w\-]){re.escape(name)}(?!\w)", "TOOL", text)
     return text
 
 
