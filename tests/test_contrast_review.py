@@ -202,3 +202,16 @@ def test_contrast_line_review_in_the_browser(lines_seeded, store, server, page):
         "contrast-approve",
         "contrast-edit",
     ]
+
+
+def test_queue_filter_finds_lines_waiting_for_review(store, cli):
+    from decomposer.review.queries import select_capabilities
+    from decomposer.views.review import queue_filter
+
+    lines = seeded(store)
+    f = queue_filter(None, "all", None, False, None, "contrast")
+    with store.transaction() as s:
+        assert sorted(c.id for c in select_capabilities(s, f)) == sorted(lines)
+    assert cli("lines", "approve", str(lines[NIMBUS_CAP]), "--reviewer", "r")[0] == 0
+    with store.transaction() as s:
+        assert [c.id for c in select_capabilities(s, f)] == ["cap_orbit-model_0"]
