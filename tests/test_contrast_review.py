@@ -215,3 +215,21 @@ def test_queue_filter_finds_lines_waiting_for_review(store, cli):
     assert cli("lines", "approve", str(lines[NIMBUS_CAP]), "--reviewer", "r")[0] == 0
     with store.transaction() as s:
         assert [c.id for c in select_capabilities(s, f)] == ["cap_orbit-model_0"]
+
+
+def test_interactive_review_shows_and_approves_the_line(store, cli, monkeypatch):
+    import io
+    import sys
+
+    lines = seeded(store)
+    with store.transaction() as s:
+        s.execute(update(Capability).values(status="proposed"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("m\ns\nq\n"))
+    code, out, _ = cli("review", "nimbus-api", "--reviewer", "robin")
+    assert code == 0, out
+    flat = " ".join(out.split())
+    assert "[m] approve" in flat and "Orbit Model: Self-hosted fine-tuning" in flat
+    assert all(word in flat for word in ORBIT_QUOTES[0][0].split()[:4])
+    assert "model-written line" in flat and "approved" in flat
+    assert line(store, lines[NIMBUS_CAP]).status == "approved"
+    assert line(store, lines[NIMBUS_CAP]).reviewed_by == "robin"

@@ -185,10 +185,11 @@ def lines_show(ctx: typer.Context, line: LineArg, as_json: JsonOpt = False) -> N
     if as_json:
         common.print_json(shown)
         return
-    _print_line(shown)
+    print_line(shown)
 
 
-def _print_line(v: LineView) -> None:
+def print_line(v: LineView) -> None:
+    """A line, its provenance and the quotes it cites, one column per tool."""
     from rich.table import Table
 
     out = common.out()
