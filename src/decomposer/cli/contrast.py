@@ -14,8 +14,16 @@ from decomposer.cli.review import NoteOpt, ReviewerOpt, reviewer_name
 from decomposer.core.errors import InputError, ProviderError
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from decomposer.calls.caller import ModelCaller
+    from decomposer.calls.runtime import RunSetup
+    from decomposer.contrast.batch import BatchRound
     from decomposer.contrast.lines import LineView
-    from decomposer.contrast.run import ContrastReport
+    from decomposer.contrast.run import ContrastReport, Planned
+    from decomposer.contrast.task import Contrast
+    from decomposer.core.config import Settings
+    from decomposer.store import Store
 
 JsonOpt = common.JsonOpt
 lines_app = typer.Typer(
@@ -60,6 +68,14 @@ def contrast_cmd(
             help="Answer from recorded responses (file or folder) instead of the network."
         ),
     ] = None,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch",
+            help="Buy first answers through the provider's Batch API (half price): collects "
+            "finished batches, writes their lines, sends the rest; run it again later.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a checked "vs alternatives" line for each capability that has counterparts in
@@ -74,6 +90,7 @@ def contrast_cmd(
 
     from decomposer.calls.caller import RetryPolicy
     from decomposer.calls.runtime import RunSetup, limits_for, open_caller
+    from decomposer.contrast.batch import BatchRound
     from decomposer.contrast.run import run_contrast
     from decomposer.contrast.task import contrast_task
     from decomposer.providers.base import api_key, resolve
@@ -81,6 +98,8 @@ def contrast_cmd(
 
     if all_tools == bool(tools):
         raise InputError("name one or more tools, or pass --all (not both)")
+    if batch and replay is not None:
+        raise InputError("--batch cannot be combined with --replay")
     if max_attempts < 1:
         raise InputError("--max-attempts must be at least 1")
     settings = common.env(ctx).settings
@@ -95,13 +114,16 @@ def contrast_cmd(
         policy=RetryPolicy(attempts=max_attempts),
     )
 
+    slugs = None if all_tools else list(tools or [])
+    rounds = BatchRound() if batch else None
+
     async def go() -> ContrastReport:
         async with open_caller(
             settings, store, setup, contrast_task, prompt_name="contrast", transport=transport
         ) as caller:
-            return await run_contrast(
-                store, caller, None if all_tools else list(tools or []), concurrency=concurrency
-            )
+            if rounds is None:
+                return await run_contrast(store, caller, slugs, concurrency=concurrency)
+            return await _batch_round(settings, store, setup, caller, slugs, rounds, concurrency)
 
     with common.env(ctx).store() as store:
         report = asyncio.run(go())
@@ -111,14 +133,72 @@ def contrast_cmd(
             hint="record the contrast answers once with a key, then replay them",
         )
     if as_json:
-        common.print_json({"action": "contrast", **report.as_json()})
+        extra = {"batch": rounds.as_json()} if rounds is not None else {}
+        common.print_json({"action": "contrast", **report.as_json(), **extra})
     else:
         _print_report(report)
+        if rounds is not None:
+            _print_round(rounds)
     if report.failed:
         raise ProviderError(
             f"{report.failed} contrast call(s) failed: {report.errors[0]}",
             hint="run the same command again: finished lines are kept, the rest are retried",
         )
+
+
+async def _batch_round(
+    settings: Settings,
+    store: Store,
+    setup: RunSetup,
+    caller: ModelCaller[Contrast],
+    slugs: list[str] | None,
+    rounds: BatchRound,
+    concurrency: int,
+) -> ContrastReport:
+    """Collect finished batches, write the lines they (or inline re-asks) answer, send the rest."""
+    import httpx
+
+    from decomposer.calls.calllog import cached_hashes
+    from decomposer.contrast import batch as contrast_batch
+    from decomposer.contrast.run import run_contrast
+
+    async with httpx.AsyncClient(timeout=120.0, follow_redirects=True) as http:
+        await contrast_batch.collect(store, settings, http=http, report=rounds)
+        with store.transaction() as session:
+            held, inline = contrast_batch.batch_state(session)
+            cached = cached_hashes(
+                session, {h for h in inline} | _planned_hashes(session, caller, slugs)
+            )
+
+        def answered(item: Planned) -> bool:
+            digest = caller.request_hash(item.built.context)
+            return digest in cached or (digest in inline and digest not in held)
+
+        report = await run_contrast(store, caller, slugs, concurrency=concurrency, only=answered)
+        await contrast_batch.submit(
+            store, settings, setup, caller.task.prompt, slugs, http=http, report=rounds
+        )
+    return report
+
+
+def _planned_hashes(
+    session: Session, caller: ModelCaller[Contrast], slugs: list[str] | None
+) -> set[str]:
+    from decomposer.contrast.run import plan
+
+    todo, _, _ = plan(session, slugs, caller.task.prompt.sha256)
+    return {caller.request_hash(item.built.context) for item in todo}
+
+
+def _print_round(r: BatchRound) -> None:
+    out = common.out()
+    out.print(
+        f"batches: {r.collected} collected ({r.answered} answers cached, {r.refused} refused or "
+        f"missing, asked again inline), {r.pending} still running, {r.held} requests held; "
+        f"sent {r.sent} request(s)" + (f" in {', '.join(r.batch_ids)}" if r.batch_ids else "")
+    )
+    if r.sent or r.pending:
+        out.print("run the same command again later to collect them")
 
 
 def _print_report(r: ContrastReport) -> None:

@@ -48,6 +48,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "contrast": (
         "decomposer contrast --all --replay fixtures/recordings/contrast",
         "decomposer contrast mistral-api --provider openai --model gpt-4o-mini",
+        "decomposer contrast --all --batch",
     ),
     "lines list": ("decomposer lines list mistral-api --status proposed",),
     "lines show": ("decomposer lines show 3",),

@@ -132,14 +132,18 @@ async def run_contrast(
     concurrency: int = 4,
     clock: Clock = utcnow,
     on_done: Callable[[Planned, str], None] | None = None,
+    only: Callable[[Planned], bool] | None = None,
 ) -> ContrastReport:
-    """Ask for a line for every capability whose inputs changed, and store each answer."""
+    """Ask for a line for every capability whose inputs changed (those ``only`` accepts, when
+    given: ``contrast --batch`` leaves the rest to a batch), and store each answer."""
     if concurrency < 1:
         raise InputError("--concurrency must be at least 1")
     with store.transaction() as session:
         todo, orphaned, report = plan(session, slugs, caller.task.prompt.sha256)
         for cap_id in orphaned:
             report.superseded += _supersede(session, cap_id, "no counterparts left")
+    if only is not None:
+        todo = [item for item in todo if only(item)]
     gate = asyncio.Semaphore(concurrency)
 
     async def one(item: Planned) -> None:

@@ -1,5 +1,5 @@
-"""ORM table for model-written "vs alternatives" lines (`decomposer contrast`); schema owned by
-migration 0014."""
+"""ORM tables for model-written "vs alternatives" lines (`decomposer contrast`) and the provider
+batches that buy their first answers (`contrast --batch`); schema owned by migration 0014."""
 
 from __future__ import annotations
 
@@ -59,3 +59,32 @@ class ContrastLine(Base):
             "edited": self.edited,
             "created_at": self.created_at.isoformat(),
         }
+
+
+class ContrastBatch(Base):
+    """Contrast calls sent through a provider's Batch API (``contrast --batch``).
+
+    ``items`` maps each request's custom id to ``{"capability_id", "request_hash",
+    "context"}``: the context is kept so the answer is checked exactly as the inline path would
+    check it. ``collected_at`` is set once the answers were judged, cached or refused.
+    """
+
+    __tablename__ = "contrast_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[str] = mapped_column(String(200), unique=True)
+    provider: Mapped[str] = mapped_column(String(50))
+    model: Mapped[str] = mapped_column(String(200))
+    mode: Mapped[str] = mapped_column(String(50))
+    base_url: Mapped[str | None] = mapped_column(String(500))
+    prompt_version: Mapped[str] = mapped_column(String(50))
+    input_file_id: Mapped[str] = mapped_column(String(200))
+    output_file_id: Mapped[str | None] = mapped_column(String(200))
+    error_file_id: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(40))
+    items: Mapped[dict[str, Any]] = mapped_column(JSON)
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    collected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,4 +1,4 @@
-"""contrast lines (model-written vs alternatives) and the checker's rejection causes per call
+"""contrast lines (model-written vs alternatives), their batches, and rejection causes per call
 
 Revision ID: 0014
 Revises: 0012
@@ -47,9 +47,30 @@ def upgrade() -> None:
     op.create_index("ix_contrast_lines_input_hash", "contrast_lines", ["input_hash"])
     with op.batch_alter_table("llm_calls") as batch:
         batch.add_column(sa.Column("rejections", sa.JSON(), nullable=True))
+    op.create_table(
+        "contrast_batches",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("batch_id", sa.String(200), nullable=False, unique=True),
+        sa.Column("provider", sa.String(50), nullable=False),
+        sa.Column("model", sa.String(200), nullable=False),
+        sa.Column("mode", sa.String(50), nullable=False),
+        sa.Column("base_url", sa.String(500), nullable=True),
+        sa.Column("prompt_version", sa.String(50), nullable=False),
+        sa.Column("input_file_id", sa.String(200), nullable=False),
+        sa.Column("output_file_id", sa.String(200), nullable=True),
+        sa.Column("error_file_id", sa.String(200), nullable=True),
+        sa.Column("status", sa.String(40), nullable=False),
+        sa.Column("items", sa.JSON(), nullable=False),
+        sa.Column("answered", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("refused", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("collected_at", sa.DateTime(timezone=True), nullable=True),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("contrast_batches")
     with op.batch_alter_table("llm_calls") as batch:
         batch.drop_column("rejections")
     op.drop_index("ix_contrast_lines_input_hash", table_name="contrast_lines")
