@@ -233,3 +233,22 @@ def test_interactive_review_shows_and_approves_the_line(store, cli, monkeypatch)
     assert "model-written line" in flat and "approved" in flat
     assert line(store, lines[NIMBUS_CAP]).status == "approved"
     assert line(store, lines[NIMBUS_CAP]).reviewed_by == "robin"
+
+
+def test_approving_a_line_regenerates_the_pages_that_show_it(store, cli, tmp_path):
+    lines = seeded(store)
+    out_dir = str(tmp_path / "pages")
+
+    def regen() -> dict[str, Any]:
+        code, out, err = cli("regenerate", "--out-dir", out_dir, "--json")
+        assert code == 0, err
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+    first = regen()
+    assert first["written"] == 3
+    assert regen()["written"] == 0
+    assert cli("lines", "approve", str(lines[NIMBUS_CAP]), "--reviewer", "r")[0] == 0
+    assert regen()["written"] == 3
+    page = (tmp_path / "pages" / "nimbus-api-vs-orbit-model.md").read_text("utf-8")
+    assert GOOD_LINE in page and "model-written" in page
