@@ -250,5 +250,5 @@ def test_approving_a_line_regenerates_the_pages_that_show_it(store, cli, tmp_pat
     assert regen()["written"] == 0
     assert cli("lines", "approve", str(lines[NIMBUS_CAP]), "--reviewer", "r")[0] == 0
     assert regen()["written"] == 3
-    page = (tmp_path / "pages" / "nimbus-api-vs-orbit-model.md").read_text("utf-8")
-    assert GOOD_LINE in page and "model-written" in page
+    written = (tmp_path / "pages" / "nimbus-api-vs-orbit-model.md").read_text("utf-8")
+    assert GOOD_LINE in written and "model-written" in written
