@@ -1,5 +1,6 @@
 """The public Python API: what a notebook or a script needs to open a store, add tools, ingest,
-extract, review, compare, regenerate pages and match queries, importable as ``decomposer.X``.
+extract, review, compare, regenerate pages, match queries and write contrast lines, importable
+as ``decomposer.X``.
 
 Names load on first use (PEP 562), so ``import decomposer`` costs nothing and the CLI, which
 imports the package, does not pay for the SDKs behind extraction. Two names differ from where
@@ -16,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from decomposer.calls.runtime import RunSetup, limits_for
     from decomposer.catalog.catalogue import import_catalogue, load_catalogue
+    from decomposer.contrast.lines import list_lines, review_line
+    from decomposer.contrast.run import ContrastReport, run_contrast
+    from decomposer.contrast.task import contrast_caller
     from decomposer.core.clock import utcnow
     from decomposer.core.config import Settings
     from decomposer.core.errors import DecomposerError
@@ -76,11 +80,17 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Renderer": ("decomposer.pages.render", "Renderer"),
     "regenerate": ("decomposer.pages.regenerate", "regenerate"),
     "list_capabilities": ("decomposer.views.capabilities", "list_capabilities"),
+    "contrast_caller": ("decomposer.contrast.task", "contrast_caller"),
+    "run_contrast": ("decomposer.contrast.run", "run_contrast"),
+    "ContrastReport": ("decomposer.contrast.run", "ContrastReport"),
+    "list_lines": ("decomposer.contrast.lines", "list_lines"),
+    "review_line": ("decomposer.contrast.lines", "review_line"),
 }
 
 __all__ = [
     "CapabilityStatus",
     "Category",
+    "ContrastReport",
     "DecomposerError",
     "IngestReport",
     "Options",
@@ -97,11 +107,13 @@ __all__ = [
     "add_tool",
     "api_key",
     "compare",
+    "contrast_caller",
     "import_catalogue",
     "import_queries",
     "ingest_sources",
     "limits_for",
     "list_capabilities",
+    "list_lines",
     "list_tools",
     "load_catalogue",
     "make_embedder",
@@ -110,6 +122,8 @@ __all__ = [
     "parse_queries",
     "regenerate",
     "resolve",
+    "review_line",
+    "run_contrast",
     "run_extraction",
     "run_match",
     "submit_review",

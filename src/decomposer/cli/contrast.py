@@ -89,10 +89,10 @@ def contrast_cmd(
     import asyncio
 
     from decomposer.calls.caller import RetryPolicy
-    from decomposer.calls.runtime import RunSetup, limits_for, open_caller
+    from decomposer.calls.runtime import RunSetup, limits_for
     from decomposer.contrast.batch import BatchRound
     from decomposer.contrast.run import run_contrast
-    from decomposer.contrast.task import contrast_task
+    from decomposer.contrast.task import contrast_caller
     from decomposer.providers.base import api_key, resolve
     from decomposer.providers.replay import ReplayTransport
 
@@ -118,9 +118,7 @@ def contrast_cmd(
     rounds = BatchRound() if batch else None
 
     async def go() -> ContrastReport:
-        async with open_caller(
-            settings, store, setup, contrast_task, prompt_name="contrast", transport=transport
-        ) as caller:
+        async with contrast_caller(settings, store, setup, transport=transport) as caller:
             if rounds is None:
                 return await run_contrast(store, caller, slugs, concurrency=concurrency)
             return await _batch_round(settings, store, setup, caller, slugs, rounds, concurrency)

@@ -13,19 +13,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
+from decomposer.calls.caller import ModelCaller
 from decomposer.calls.calllog import CONTRAST
 from decomposer.calls.prompts import Prompt
+from decomposer.calls.runtime import RunSetup, open_caller
 from decomposer.calls.task import Context, Task
 from decomposer.catalog.catalogue import Price, Sourced
 from decomposer.catalog.snapshot import CapRecord, ToolRecord
 from decomposer.contrast.checker import Given, Quote, aliases, check
 from decomposer.contrast.counterparts import Counterpart
+from decomposer.core.config import Settings
+from decomposer.store import Store
 
 QUOTES_PER_CAPABILITY = 4
 """Grounded quotes sent per capability (the first ones, in evidence order)."""
@@ -62,6 +69,21 @@ class Contrast(BaseModel):
 
 def contrast_task(prompt: Prompt) -> Task[Contrast]:
     return Task(name=CONTRAST, prompt=prompt, response_model=Contrast)
+
+
+@asynccontextmanager
+async def contrast_caller(
+    settings: Settings,
+    store: Store,
+    setup: RunSetup,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[ModelCaller[Contrast]]:
+    """The generic caller bound to the contrast task (prompt version, limits, retries)."""
+    async with open_caller(
+        settings, store, setup, contrast_task, prompt_name=CONTRAST, transport=transport
+    ) as caller:
+        yield caller
 
 
 def fence(text: str) -> str:
