@@ -385,3 +385,64 @@ def test_a_tool_name_glued_to_a_number_is_not_a_number():
     assert check(line, ["Q1", "Q2"], given) == []
     invented = check(line.replace("has a", "has 3"), ["Q1", "Q2"], given)
     assert [f.cause for f in invented] == ["invented_number"]
+
+
+def _given():
+    from decomposer.contrast.checker import Given, Quote, aliases
+
+    quotes = {
+        "Q1": Quote("Q1", "Nimbus API", NIMBUS_QUOTES[0][0]),
+        "Q2": Quote("Q2", "Orbit Model", ORBIT_QUOTES[1][0]),
+    }
+    return Given(
+        tool="Nimbus API",
+        tools={
+            "Nimbus API": aliases("Nimbus API", "Nimbus Labs"),
+            "Orbit Model": aliases("Orbit Model", "Orbit AI"),
+        },
+        quotes=quotes,
+        facts={"Nimbus API": "starting price: $0.1 per 1M input tokens", "Orbit Model": ""},
+        material="\n".join(q.text for q in quotes.values()),
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "causes"),
+    [
+        (
+            "Nimbus API files hold up to 10,000 training examples, more data per job than "
+            "Orbit Model needs hardware for: at least 2 GPUs with 80 GB of memory each.",
+            [],
+        ),
+        ("Nimbus API starts at $0.1 per 1M input tokens, while Orbit Model needs 2 GPUs.", []),
+        (
+            "Nimbus API starts at $0.2 per 1M input tokens, while Orbit Model needs 2 GPUs.",
+            ["invented_number"],
+        ),
+        (
+            "Nimbus API fits 10,000 GB per file, while Orbit Model needs 2 GPUs.",
+            ["invented_number"],
+        ),
+        (
+            'Nimbus API says "jobs accept unlimited examples", while Orbit Model needs 2 GPUs.',
+            ["misquote"],
+        ),
+        (
+            "Nimbus API takes files. Orbit Model needs 2 GPUs. Both fine-tune.",
+            ["too_long"],
+        ),
+        ("Nimbus API takes files of up to 10,000 training examples.", ["no_counterpart"]),
+        (
+            "Nimbus API takes files, while Orbit Model needs 2 GPUs, unlike Zephyrix Cloud.",
+            ["unknown_tool"],
+        ),
+        (
+            'Nimbus API is "seamless", while Orbit Model needs 2 GPUs.',
+            ["misquote"],
+        ),
+    ],
+)
+def test_checker_cases(line, causes):
+    from decomposer.contrast.checker import check
+
+    assert [f.cause for f in check(line, ["Q1", "Q2"], _given())] == causes
