@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from decomposer.core.errors import InputError, NotFoundError
 from decomposer.core.vocab import ContrastStatus, Provenance
 from decomposer.review.actions import record_event
+from decomposer.review.queries import get_capability
 from decomposer.store.contrast_models import ContrastLine
 from decomposer.store.models import Capability, Document, Evidence, Tool
 
@@ -105,10 +106,10 @@ def line_for(session: Session, cap_id: str) -> LineView | None:
 
 
 def view(session: Session, line: ContrastLine) -> LineView:
-    cap = session.get(Capability, line.capability_id)
-    assert cap is not None
+    cap = get_capability(session, line.capability_id)
     own = session.get(Tool, cap.tool_id)
-    assert own is not None
+    if own is None:
+        raise NotFoundError(f"capability {cap.id} has no tool")
     rows = session.execute(
         select(Evidence.id, Evidence.quote, Document.title, Tool.slug, Tool.name, Capability.name)
         .join(Capability, Capability.id == Evidence.capability_id)
@@ -190,8 +191,7 @@ def review_line(
     line.reviewed_by = reviewer
     line.reviewed_at = now
     line.note = note.strip() if note and note.strip() else line.note
-    cap = session.get(Capability, line.capability_id)
-    assert cap is not None
+    cap = get_capability(session, line.capability_id)
     changes: dict[str, list[str]] = {}
     if line.text != before_text:
         changes["vs_alternatives"] = [before_text, line.text]
