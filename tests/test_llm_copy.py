@@ -64,6 +64,10 @@ HOSTILE = {
 }
 
 
+COPY_MARK = f"*({MODEL_MARK})*"
+"""How the summary and verdict are marked; contrast lines on the demo pages carry a longer note."""
+
+
 def page():
     a = side("alpha", "Alpha Tool", FULL, True, True)
     b = side("beta", "Beta Tool", BARE, False, False)
@@ -148,7 +152,7 @@ async def test_hostile_answers_are_reasked_then_the_template_is_used(
     note = c.copy_info.fallback_note
     assert note is not None and "failed the check against the table" in note
     md, html = Renderer().render(c, "md"), Renderer().render(c, "html")
-    assert MODEL_MARK not in md and "template copy" in md
+    assert COPY_MARK not in md and "template copy" in md
     assert '<p class="note copy-fallback" role="note">' in html
     [row] = rows(store)
     assert (row.task, row.attempts, row.outcome) == ("copy", 3, "ungrounded")
@@ -324,7 +328,8 @@ def test_compare_copy_llm_writes_a_marked_page(demo, capsys, tmp_path):
     assert route.call_count == 1
     assert f"{DEMO_GOOD['verdict']} *({MODEL_MARK})*" in out
     assert f"ranks higher. *({MODEL_MARK})* Capability-level comparison" in out
-    assert "marked ✎ model-written was written by mistral-small-latest (prompt copy/v1)" in out
+    assert "Text marked ✎ model-written was written by" in out
+    assert "mistral-small-latest (prompt copy/v1)" in out
     assert SECRET not in out + err
 
 
@@ -368,7 +373,7 @@ def test_regenerate_template_is_the_default_and_asks_no_model(demo, capsys, tmp_
         "verdict": {"source": "template"},
     }
     assert page["copy_info"] == {"requested": "template", "fallback_note": None}
-    assert MODEL_MARK not in (tmp_path / "llama-4-vs-mistral-api.md").read_text()
+    assert COPY_MARK not in (tmp_path / "llama-4-vs-mistral-api.md").read_text()
 
 
 def test_json_gives_each_capability_field_its_provenance(demo, capsys):
@@ -397,7 +402,7 @@ def test_json_gives_each_capability_field_its_provenance(demo, capsys):
         "vs_alternatives": {"source": "docs"},
     }
     code, out, _ = run(capsys, "compare", "mistral-api", "llama-4")
-    assert MODEL_MARK not in out  # a person's edit is not model-written
+    assert COPY_MARK not in out  # a person's edit is not model-written
 
 
 def test_demo_recording_replays_offline_and_is_refused_where_its_numbers_are_wrong(demo, capsys):
@@ -407,7 +412,7 @@ def test_demo_recording_replays_offline_and_is_refused_where_its_numbers_are_wro
     args = ("compare", "mistral-api", "llama-4", "--as-of", AS_OF, "--copy", "llm")
     code, out, err = run(capsys, *args, "--replay", str(recordings))
     assert code == 0, err
-    assert "the summary and verdict are the template copy" in out and MODEL_MARK not in out
+    assert "the summary and verdict are the template copy" in out and COPY_MARK not in out
     store = open_store(demo.database_url)
     with store.transaction() as s:
         [row] = s.scalars(select(LLMCall).where(LLMCall.task == COPY)).all()
@@ -428,4 +433,4 @@ def test_switching_copy_mode_rewrites_the_pages(demo, capsys, tmp_path):
         template = json.loads(run(capsys, *base, "--json")[1])
     assert (llm["written"], template["written"], route.call_count) == (3, 3, 1)
     page = (tmp_path / "p" / "mistral-api-vs-llama-4.md").read_text()
-    assert MODEL_MARK not in page  # back to template copy
+    assert COPY_MARK not in page  # back to template copy

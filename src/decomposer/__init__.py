@@ -1,6 +1,6 @@
 """The public Python API: what a notebook or a script needs to open a store, add tools, ingest,
-extract, review, compare, regenerate pages, match queries and export or back up a store,
-importable as ``decomposer.X``.
+extract, review, compare, regenerate pages, match queries, write contrast lines and export or
+back up a store, importable as ``decomposer.X``.
 
 Names load on first use (PEP 562), so ``import decomposer`` costs nothing and the CLI, which
 imports the package, does not pay for the SDKs behind extraction. Two names differ from where
@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from decomposer.calls.runtime import RunSetup, limits_for
     from decomposer.catalog.catalogue import import_catalogue, load_catalogue
+    from decomposer.contrast.lines import list_lines, review_line
+    from decomposer.contrast.run import ContrastReport, run_contrast
+    from decomposer.contrast.task import contrast_caller
     from decomposer.core.clock import utcnow
     from decomposer.core.config import Settings
     from decomposer.core.errors import DecomposerError
@@ -85,11 +88,17 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "export_store": ("decomposer.store.transfer", "export_store"),
     "import_store": ("decomposer.store.transfer", "import_store"),
     "backup_sqlite": ("decomposer.store.backup", "backup_sqlite"),
+    "contrast_caller": ("decomposer.contrast.task", "contrast_caller"),
+    "run_contrast": ("decomposer.contrast.run", "run_contrast"),
+    "ContrastReport": ("decomposer.contrast.run", "ContrastReport"),
+    "list_lines": ("decomposer.contrast.lines", "list_lines"),
+    "review_line": ("decomposer.contrast.lines", "review_line"),
 }
 
 __all__ = [
     "CapabilityStatus",
     "Category",
+    "ContrastReport",
     "DecomposerError",
     "IngestReport",
     "Options",
@@ -107,6 +116,7 @@ __all__ = [
     "api_key",
     "backup_sqlite",
     "compare",
+    "contrast_caller",
     "export_store",
     "import_catalogue",
     "import_queries",
@@ -114,6 +124,7 @@ __all__ = [
     "ingest_sources",
     "limits_for",
     "list_capabilities",
+    "list_lines",
     "list_tools",
     "load_catalogue",
     "make_embedder",
@@ -122,6 +133,8 @@ __all__ = [
     "parse_queries",
     "regenerate",
     "resolve",
+    "review_line",
+    "run_contrast",
     "run_extraction",
     "run_match",
     "submit_review",

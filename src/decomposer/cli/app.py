@@ -18,6 +18,7 @@ import typer
 
 from decomposer.cli import (
     batch,
+    contrast,
     docs,
     evals,
     extract,
@@ -124,6 +125,7 @@ docs.register(app)
 batch.register(app)
 match.register(app)
 evals.register(app)
+contrast.register(app)
 token.register(app)
 
 

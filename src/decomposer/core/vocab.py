@@ -60,6 +60,35 @@ class ProposalState(StrEnum):
     SUPERSEDED = "superseded"
 
 
+class Provenance(StrEnum):
+    """Where the text of a field came from: the tool's own docs, a checked model-written
+    contrast across tools, a person's edit, or a template over the table's facts."""
+
+    DOCS = "docs"
+    CONTRAST = "contrast"
+    EDITOR = "editor"
+    TEMPLATE = "template"
+
+
+PROVENANCES: tuple[Provenance, ...] = tuple(Provenance)
+
+
+class ContrastStatus(StrEnum):
+    """The life of one model-written "vs alternatives" line.
+
+    ``proposed`` waits for a reviewer; ``dropped`` failed the checker after its re-asks (kept
+    for measuring, never shown); ``superseded`` was replaced because its inputs changed."""
+
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    DROPPED = "dropped"
+    SUPERSEDED = "superseded"
+
+
+CONTRAST_STATUSES: tuple[ContrastStatus, ...] = tuple(ContrastStatus)
+
+
 class JobState(StrEnum):
     """The life of one durable extraction job."""
 
@@ -131,17 +160,6 @@ class Category(StrEnum):
 
 
 CATEGORIES: tuple[Category, ...] = tuple(Category)
-
-
-class Provenance(StrEnum):
-    """Where a published text field comes from: extracted from the tool's own docs, written by
-    the model from checked evidence and the table (``contrast``), a person's edit, or rendered
-    from a template."""
-
-    DOCS = "docs"
-    CONTRAST = "contrast"
-    EDITOR = "editor"
-    TEMPLATE = "template"
 
 
 def enum_schema(vocab: type[StrEnum]) -> dict[str, Any]:

@@ -109,6 +109,10 @@ class TextProvenance(_Model):
     prompt_version: str | None = None
     date: dt.date | None = None
     checked: bool | None = None
+    citations: list[int] | None = None
+    """Evidence row ids a contrast line relies on (quotes of both tools)."""
+    draft: bool | None = None
+    """Not approved by a reviewer yet (shown only on draft previews)."""
 
     @property
     def model_written(self) -> bool:
@@ -142,6 +146,12 @@ class CapabilityView(_Model):
         default_factory=lambda: dict.fromkeys(CAPABILITY_TEXT, DOCS)
     )
     """Per text field (``CAPABILITY_TEXT``): ``docs``, ``editor`` or ``contrast``."""
+
+    @property
+    def model_written(self) -> TextProvenance | None:
+        """The vs-alternatives line's provenance when a model wrote it from both tools' evidence."""
+        found = self.provenance.get("vs_alternatives")
+        return found if found is not None and found.model_written else None
 
 
 class ToolSide(_Model):

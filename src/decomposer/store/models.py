@@ -184,6 +184,9 @@ class LLMCall(Base):
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
     outcome: Mapped[str] = mapped_column(String(20))
     error: Mapped[str | None] = mapped_column(Text)
+    rejections: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    """Why the answers Instructor re-asked on failed validation: one cause per failed check
+    (e.g. a contrast checker's ``invented_number``), so rejection rates can be counted."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

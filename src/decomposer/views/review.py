@@ -145,8 +145,8 @@ def queue_filter(
     """The queue's URL parameters as a filter; ``status`` may also be pending, changed or all.
 
     ``evidence`` (``found``/``missing``): whether the capability's quotes were found in its
-    documents. ``provenance`` (``docs``/``editor``): whether its text is as extracted from the
-    docs or a person edited it.
+    documents. ``provenance`` (``docs``/``editor``/``contrast``): whether its text is as extracted
+    from the docs, a person edited it, or a model-written line waits for its review.
     """
     f = Filter(tool=tool)
     if status == "pending":
@@ -172,12 +172,16 @@ def queue_filter(
             raise InputError(
                 f"unknown provenance {provenance!r}", hint=f"use {' or '.join(PROVENANCES)}"
             )
-        f.edited = provenance == "editor"
+        if provenance == "contrast":
+            f.contrast = True
+        else:
+            f.edited = provenance == "editor"
     return f
 
 
-PROVENANCES = (Provenance.DOCS, Provenance.EDITOR)
-"""Where a capability's text comes from: as extracted from the docs, or edited by a person."""
+PROVENANCES = (Provenance.DOCS, Provenance.EDITOR, Provenance.CONTRAST)
+"""Where a capability's text comes from: as extracted from the docs, edited by a person, or a
+model-written vs-alternatives line (``decomposer contrast``) that waits for review."""
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 PAGE_SIZES = (25, 50, 100, 200)
 """The page sizes the queue page offers."""

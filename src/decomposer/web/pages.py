@@ -251,16 +251,52 @@ def queue_page(
 @router.get("/capabilities/{cap_id}")
 def capability_page(request: Request, cap_id: str) -> HTMLResponse:
     current_user(request)
+    from decomposer.contrast.lines import line_for
+
     with _store(request).transaction() as session:
         cap = views.capability_detail(session, cap_id)
+        contrast = line_for(session, cap_id)
     return render(
         request,
         "capability.html",
         cap=cap,
+        contrast=contrast,
         categories=CATEGORIES,
         problem=None,
         keys=CAPABILITY_KEYS,
     )
+
+
+@router.post("/contrast/{line_id}/review")
+async def contrast_review_form(request: Request, line_id: int) -> Response:
+    """Approve, reject or edit a model-written vs-alternatives line (``contrast.lines``)."""
+    from decomposer.contrast.lines import get_line, review_line
+
+    form = await request.form()
+    if not csrf_ok(request, _str(form.get("csrf_token"))):
+        return render(request, "error.html", status_code=403, message="Invalid CSRF token.")
+    who = current_user(request)
+    action = _str(form.get("action")) or ""
+    store = _store(request)
+    with store.transaction() as session:
+        cap_id = get_line(session, line_id).capability_id
+    try:
+        with store.transaction() as session:
+            review_line(
+                session,
+                line_id,
+                action,
+                reviewer=who,
+                now=utcnow(),
+                text=_str(form.get("text")),
+                note=_str(form.get("note")),
+            )
+        request.session["flash"] = f"contrast line {line_id}: {action} done"
+    except InputError as exc:
+        if isinstance(exc, NotFoundError):
+            raise
+        request.session["flash"] = f"contrast line {line_id}: not done — {exc}"
+    return redirect(f"/capabilities/{quote(cap_id)}#contrast")
 
 
 @router.post("/capabilities/{cap_id}/review")
