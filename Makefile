@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DECOMPOSER := $(BIN)/decomposer
 # Offline unless a Mistral key is present: then the same commands call the real API.
 REPLAY := $(if $(MISTRAL_API_KEY),,--replay fixtures/recordings)
+REPLAY_CONTRAST := $(if $(MISTRAL_API_KEY),,--replay fixtures/recordings/contrast)
 # The data dir is DECOMPOSER_HOME, else the per-user dir; `decomposer path` prints whichever.
 PAGES = "$$($(DECOMPOSER) path)/pages"
 
@@ -30,10 +31,14 @@ demo: $(STAMP)
 	$(DECOMPOSER) runs
 	$(DECOMPOSER) match import-queries fixtures/queries.csv
 	$(DECOMPOSER) match run
+	@# "vs alternatives" lines written from both tools' evidence, checked, waiting for review.
+	$(DECOMPOSER) contrast --all $(REPLAY_CONTRAST)
+	$(DECOMPOSER) lines list
 	@# Nothing is reviewed yet, so the demo page shows the proposed capabilities as drafts.
 	$(DECOMPOSER) compare mistral-api llama-4 --include-unreviewed --format md --out $(PAGES)/mistral-api-vs-llama-4.md
 	$(DECOMPOSER) compare mistral-api llama-4 --include-unreviewed --format html --out $(PAGES)/mistral-api-vs-llama-4.html
 	$(DECOMPOSER) compare mistral-api llama-4 --include-unreviewed --format json --out $(PAGES)/mistral-api-vs-llama-4.json
+	$(DECOMPOSER) compare mistral-api llama-4 --include-unreviewed --copy llm $(REPLAY) --out $(PAGES)/mistral-api-vs-llama-4.model-copy.md
 	@echo "Records are in $$($(DECOMPOSER) path)/; pages in $$($(DECOMPOSER) path)/pages/. Try: $(DECOMPOSER) capabilities mistral-api"
 
 test: $(STAMP)

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from decomposer.cli.app import main
 from decomposer.store import Store
 from decomposer.store.catalogue_models import CatalogueEntry
+from decomposer.store.contrast_models import ContrastLine
 from decomposer.store.models import Capability, Document, Evidence, Tool
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,6 +25,8 @@ AS_OF_DATE = date(2025, 7, 15)
 NOW = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
 # Left as drafts in the demo store, so the default page shows approved records only.
 UNAPPROVED = {"JSON mode", "Pinned model versions", "Community license terms"}
+# Contrast lines approved in the demo store; the others stay proposed (drafts).
+APPROVED_LINES = {"Fine-tuning jobs", "Image understanding with Pixtral", "LoRA adapter training"}
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -43,6 +46,7 @@ def build_demo(home: Path) -> Path:
             ["ingest", "llama-4", str(FIXTURES / "docs" / "llama-4")],
             ["extract", "mistral-api", "--replay", str(FIXTURES / "recordings")],
             ["extract", "llama-4", "--replay", str(FIXTURES / "recordings")],
+            ["contrast", "--all", "--replay", str(FIXTURES / "recordings" / "contrast")],
         ):
             assert main(args) == 0, args
     from decomposer.store import open_store
@@ -54,6 +58,13 @@ def build_demo(home: Path) -> Path:
         )
         # Pin document dates so Freshness does not depend on when the tests run.
         s.execute(update(Document).values(updated_at=NOW, ingested_at=NOW))
+        s.execute(update(ContrastLine).values(created_at=NOW))
+        approved = select(Capability.id).where(Capability.name.in_(APPROVED_LINES))
+        s.execute(
+            update(ContrastLine)
+            .where(ContrastLine.capability_id.in_(approved))
+            .values(status="approved", reviewed_by="demo", reviewed_at=NOW)
+        )
     store.dispose()
     return home / "decomposer.db"
 

@@ -48,20 +48,22 @@ def test_help_and_tools_do_not_import_the_heavy_stack(tmp_path):
     assert "alembic" in first  # a new database is migrated on first use
     again = imported_by(home, "tools")
     assert not set(HEAVY) & again
-    assert "alembic" not in again  # a current schema is recognised without Alembic
+    # A current SQLite store is listed through the stdlib driver: no Alembic, no SQLAlchemy.
+    assert not {"alembic", "sqlalchemy"} & again
 
 
 def test_head_revision_is_alembics_head():
     from alembic.script import ScriptDirectory
 
-    from decomposer.store.engine import alembic_config, head_revision
+    from decomposer.store.engine import alembic_config
+    from decomposer.store.lite import head_revision
 
     expected = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     assert head_revision() == expected
 
 
 def test_head_revision_gives_up_on_branches(tmp_path):
-    from decomposer.store.engine import head_revision
+    from decomposer.store.lite import head_revision
 
     for name, down in (("a", None), ("b", "a"), ("c", "a")):
         parent = f'"{down}"' if down else "None"
@@ -77,6 +79,7 @@ def test_help_values_match_their_owners():
     from decomposer.matching.embed import EMBEDDERS, LEXICAL_THRESHOLDS
     from decomposer.matching.match import run_match
     from decomposer.pages.compare import Options
+    from decomposer.pages.llm_copy import COPY_MODES
     from decomposer.pages.render import FORMATS
     from decomposer.providers.base import PROVIDERS
     from decomposer.review.actions import FIELDS
@@ -98,6 +101,7 @@ def test_help_values_match_their_owners():
     assert Options.model_fields["top_k"].default == choices.CAPABILITIES_PER_SIDE
     assert tuple(FORMATS) == choices.FORMATS
     assert tuple(FIELDS) == choices.REVIEW_FIELDS
+    assert tuple(COPY_MODES) == choices.COPY_MODES
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from fastapi.testclient import TestClient
 
-TOKEN = "tok-0123456789abcdef"
+TOKEN = "tok-Qm4rX8vK2pLz9wNc"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

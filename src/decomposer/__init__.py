@@ -1,5 +1,6 @@
 """The public Python API: what a notebook or a script needs to open a store, add tools, ingest,
-extract, review, compare, regenerate pages and match queries, importable as ``decomposer.X``.
+extract, review, compare, regenerate pages, match queries, write contrast lines and export or
+back up a store, importable as ``decomposer.X``.
 
 Names load on first use (PEP 562), so ``import decomposer`` costs nothing and the CLI, which
 imports the package, does not pay for the SDKs behind extraction. Two names differ from where
@@ -16,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from decomposer.calls.runtime import RunSetup, limits_for
     from decomposer.catalog.catalogue import import_catalogue, load_catalogue
+    from decomposer.contrast.lines import list_lines, review_line
+    from decomposer.contrast.run import ContrastReport, run_contrast
+    from decomposer.contrast.task import contrast_caller
     from decomposer.core.clock import utcnow
     from decomposer.core.config import Settings
     from decomposer.core.errors import DecomposerError
@@ -34,8 +38,12 @@ if TYPE_CHECKING:
     from decomposer.providers.replay import ReplayTransport
     from decomposer.review.actions import Outcome
     from decomposer.review.actions import submit as submit_review
+    from decomposer.review.diff import vanish_missing
     from decomposer.store import Store, open_store
-    from decomposer.store.tools import add_tool, list_tools
+    from decomposer.store.backup import backup_sqlite
+    from decomposer.store.summaries import list_tools
+    from decomposer.store.tools import add_tool
+    from decomposer.store.transfer import export_store, import_store
     from decomposer.views.capabilities import list_capabilities
     from decomposer.views.comparisons import load_comparison as compare
 
@@ -52,7 +60,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Store": ("decomposer.store", "Store"),
     "open_store": ("decomposer.store", "open_store"),
     "add_tool": ("decomposer.store.tools", "add_tool"),
-    "list_tools": ("decomposer.store.tools", "list_tools"),
+    "list_tools": ("decomposer.store.summaries", "list_tools"),
     "resolve": ("decomposer.providers.base", "resolve"),
     "api_key": ("decomposer.providers.base", "api_key"),
     "ReplayTransport": ("decomposer.providers.replay", "ReplayTransport"),
@@ -76,11 +84,21 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Renderer": ("decomposer.pages.render", "Renderer"),
     "regenerate": ("decomposer.pages.regenerate", "regenerate"),
     "list_capabilities": ("decomposer.views.capabilities", "list_capabilities"),
+    "vanish_missing": ("decomposer.review.diff", "vanish_missing"),
+    "export_store": ("decomposer.store.transfer", "export_store"),
+    "import_store": ("decomposer.store.transfer", "import_store"),
+    "backup_sqlite": ("decomposer.store.backup", "backup_sqlite"),
+    "contrast_caller": ("decomposer.contrast.task", "contrast_caller"),
+    "run_contrast": ("decomposer.contrast.run", "run_contrast"),
+    "ContrastReport": ("decomposer.contrast.run", "ContrastReport"),
+    "list_lines": ("decomposer.contrast.lines", "list_lines"),
+    "review_line": ("decomposer.contrast.lines", "review_line"),
 }
 
 __all__ = [
     "CapabilityStatus",
     "Category",
+    "ContrastReport",
     "DecomposerError",
     "IngestReport",
     "Options",
@@ -96,12 +114,17 @@ __all__ = [
     "__version__",
     "add_tool",
     "api_key",
+    "backup_sqlite",
     "compare",
+    "contrast_caller",
+    "export_store",
     "import_catalogue",
     "import_queries",
+    "import_store",
     "ingest_sources",
     "limits_for",
     "list_capabilities",
+    "list_lines",
     "list_tools",
     "load_catalogue",
     "make_embedder",
@@ -110,10 +133,13 @@ __all__ = [
     "parse_queries",
     "regenerate",
     "resolve",
+    "review_line",
+    "run_contrast",
     "run_extraction",
     "run_match",
     "submit_review",
     "utcnow",
+    "vanish_missing",
 ]
 
 

@@ -2,7 +2,10 @@
 
 It answers Mistral- and OpenAI-style requests (``json_schema`` or ``tools`` mode) with a valid,
 grounded extraction: one capability per ``<document>`` in the prompt, quoting that document's
-first sentence. Latency follows a log-normal distribution; requests/second and tokens/minute
+first sentence. A contrast request (``prompts/contrast``) gets a line that quotes one quote of
+each tool and cites both; with ``--hostile-rate R`` a seeded fraction R of first answers carries
+one of the faults the checker refuses (chosen by the request's hash), and the re-ask gets the
+clean line. Latency follows a log-normal distribution; requests/second and tokens/minute
 limits answer 429 with ``Retry-After`` like a real provider. ``GET /stats`` reports what it saw.
 
     python tests/support/fakeprovider.py --port 8765 --rps 20 --tpm 400000 --latency-ms 150
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import math
 import random
@@ -37,6 +41,7 @@ class FakeConfig:
     latency_ms: float = 100.0
     latency_p99_ms: float = 400.0
     seed: int = 7
+    hostile_rate: float = 0.0
 
 
 @dataclass
@@ -49,6 +54,7 @@ class FakeState:
     ok: int = 0
     throttled: int = 0
     accepted_at: list[float] = field(default_factory=list)
+    faults: int = 0
 
     def admit(self, now: float, cost: int) -> float | None:
         """``None`` when the request fits the limits, else seconds until it would."""
@@ -97,6 +103,8 @@ def create_app(config: FakeConfig | None = None) -> FastAPI:
             )
         await asyncio.sleep(state.latency())
         state.ok += 1
+        if _CONTRAST.search(_user_text(body)):
+            return JSONResponse(contrast_for(body, prompt_tokens, state))
         return JSONResponse(completion_for(body, prompt_tokens))
 
     @app.get("/stats")
@@ -111,11 +119,68 @@ def create_app(config: FakeConfig | None = None) -> FastAPI:
     return app
 
 
+_CONTRAST = re.compile(r"^Contrast capability: ", re.M)
+_CAPABILITY = re.compile(r'<capability tool="([^"]*)"[^>]*>\n(.*?)</capability>', re.S)
+_QUOTE = re.compile(r'<quote id="(Q\d+)">(.*?)</quote>', re.S)
+FAULTS = (
+    "invented_number",
+    "unknown_tool",
+    "marketing",
+    "unsupported_comparative",
+    "unknown_citation",
+    "one_sided",
+)
+
+
+def _user_text(body: dict[str, Any]) -> str:
+    return "\n".join(
+        str(m.get("content", "")) for m in body.get("messages", []) if m.get("role") == "user"
+    )
+
+
+def contrast_for(body: dict[str, Any], prompt_tokens: int, state: FakeState) -> dict[str, Any]:
+    """A line quoting one quote per tool (the first capability of each), citing both."""
+    messages = body.get("messages", [])
+    first_try = not any(m.get("role") == "assistant" for m in messages)
+    digest = hashlib.sha256(_user_text(body).encode()).digest()
+    picked: dict[str, tuple[str, str]] = {}
+    for tool, inner in _CAPABILITY.findall(_user_text(body)):
+        quotes = [(qid, text) for qid, text in _QUOTE.findall(inner) if '"' not in text]
+        if quotes and tool not in picked:
+            picked[tool] = quotes[0]
+    parts = [f'{tool} documents "{text}"' for tool, (_, text) in picked.items()]
+    line = "; ".join(parts[:2]) + "." if len(parts) >= 2 else None
+    cites = [qid for qid, _ in list(picked.values())[:2]] if line else []
+    if line and first_try and digest[0] / 256 < state.config.hostile_rate:
+        fault = FAULTS[digest[1] % len(FAULTS)]
+        state.faults += 1
+        tools = list(picked)
+        line, cites = _hostile(fault, line, cites, tools)
+    payload = json.dumps({"vs_alternatives": line, "citations": cites})
+    return _wrap(body, payload, prompt_tokens)
+
+
+def _hostile(fault: str, line: str, cites: list[str], tools: list[str]) -> tuple[str, list[str]]:
+    if fault == "invented_number":
+        return line[:-1] + ", with 99 percent uptime.", cites
+    if fault == "unknown_tool":
+        return line[:-1] + ", like OpenAI.", cites
+    if fault == "marketing":
+        return "The best option: " + line, cites
+    if fault == "unsupported_comparative":
+        return f"{tools[0]} is cheaper than {tools[1]}.", cites
+    if fault == "unknown_citation":
+        return line, [*cites, "Q999"]
+    return line, cites[:1]
+
+
 def completion_for(body: dict[str, Any], prompt_tokens: int) -> dict[str, Any]:
     """A grounded answer: per document in the prompt, one capability quoting it."""
     text = "\n".join(
         str(m.get("content", "")) for m in body.get("messages", []) if m.get("role") == "user"
     )
+    if _schema_name(body) == "Verdict":
+        return _wrap(body, _verdict(_DOCUMENT.findall(text)), prompt_tokens)
     capabilities = []
     for index, document in enumerate(_DOCUMENT.findall(text)):
         sentence = _SENTENCE.search(document)
@@ -143,6 +208,27 @@ def completion_for(body: dict[str, Any], prompt_tokens: int) -> dict[str, Any]:
             },
         }
     )
+    return _wrap(body, payload, prompt_tokens)
+
+
+def _schema_name(body: dict[str, Any]) -> str:
+    """The answer model a request asks for (``Extraction``, ``Verdict``)."""
+    if body.get("tools"):
+        return str(body["tools"][0]["function"]["name"])
+    schema = (body.get("response_format") or {}).get("json_schema") or {}
+    return str(schema.get("name", ""))
+
+
+def _verdict(documents: list[str]) -> str:
+    """The judge's answer: supported, quoting the first document's first sentence."""
+    sentence = _SENTENCE.search(documents[0]) if documents else None
+    if sentence is None:
+        return json.dumps({"supported": False, "quote": "", "reason": "Nothing to quote."})
+    quote = sentence.group(0).strip()
+    return json.dumps({"supported": True, "quote": quote, "reason": "The page states it."})
+
+
+def _wrap(body: dict[str, Any], payload: str, prompt_tokens: int) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": payload}
     finish = "stop"
     if body.get("tools"):
@@ -185,8 +271,11 @@ def main() -> None:
     parser.add_argument("--tpm", type=int)
     parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument("--latency-p99-ms", type=float, default=400.0)
+    parser.add_argument("--hostile-rate", type=float, default=0.0)
     args = parser.parse_args()
-    config = FakeConfig(args.rps, args.tpm, args.latency_ms, args.latency_p99_ms)
+    config = FakeConfig(
+        args.rps, args.tpm, args.latency_ms, args.latency_p99_ms, hostile_rate=args.hostile_rate
+    )
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
 
 

@@ -50,6 +50,10 @@ class CallResult(Generic[T]):
     cost_usd: float | None = 0.0
     attempts: int = 0
     latency_ms: float = 0.0
+    rejections: list[str] = field(default_factory=list)
+    """The validation causes of every answer that was re-asked or refused."""
+    call_id: int | None = None
+    """The call-log row this result was logged as."""
 
 
 @dataclass
@@ -60,6 +64,7 @@ class _Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     started: float = field(default_factory=time.perf_counter)
+    rejections: list[str] = field(default_factory=list)
 
     @property
     def attempts(self) -> int:
@@ -77,6 +82,10 @@ class _Usage:
         usage = getattr(response, "usage", None)
         self.input_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
         self.output_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
+
+    def on_parse_error(self, error: Any, *_args: Any, **_kwargs: Any) -> None:
+        """An answer Instructor will re-ask (or give up) on: its causes, for the call log."""
+        self.rejections.extend(rejection_causes(error))
 
     @property
     def latency_ms(self) -> float:
@@ -143,7 +152,7 @@ class ModelCaller(Generic[T]):
         cached = None if self.refresh else await asyncio.to_thread(self.log.cached, digest)
         if cached is not None:
             hit = CallResult(self.task.parse_cached(cached), True, cache_hit=True)
-            await asyncio.to_thread(
+            hit.call_id = await asyncio.to_thread(
                 self.log.add, self._row(digest, run_id, chunk_id, hit, "cache_hit")
             )
             return hit
@@ -167,6 +176,7 @@ class ModelCaller(Generic[T]):
         cache = (digest, value.model_dump_json())
         await asyncio.to_thread(self.log.complete, row_id, row, cache, validated=validated)
         await asyncio.to_thread(answers.forget, self.store, counts.answers)
+        result.call_id = row_id
         return result
 
     def _result(self, value: Any, validated: bool, usage: _Usage) -> CallResult[Any]:
@@ -182,6 +192,7 @@ class ModelCaller(Generic[T]):
             ),
             attempts=usage.attempts,
             latency_ms=usage.latency_ms,
+            rejections=list(usage.rejections),
         )
 
     async def _answer(self, context: Context, usage: _Usage) -> tuple[T, bool]:
@@ -231,6 +242,7 @@ class ModelCaller(Generic[T]):
 
         hooks = Hooks()
         hooks.on("completion:response", usage.on_response)
+        hooks.on("parse:error", usage.on_parse_error)
         try:
             value = await self.client.create(
                 hooks=hooks,
@@ -291,7 +303,25 @@ class ModelCaller(Generic[T]):
             attempts=result.attempts,
             cache_hit=result.cache_hit,
             error=error,
+            rejections=result.rejections or None,
         )
+
+
+def rejection_causes(error: Any) -> list[str]:
+    """The causes of one failed validation: a validator's ``ctx["causes"]`` when it names
+    them (the contrast checker does), else pydantic's error type; ``invalid_json`` for JSON."""
+    if isinstance(error, json.JSONDecodeError):
+        return ["invalid_json"]
+    if not isinstance(error, ValidationError):
+        return [type(error).__name__]
+    causes: list[str] = []
+    for item in error.errors():
+        named = (item.get("ctx") or {}).get("causes")
+        if isinstance(named, list | tuple) and named:
+            causes.extend(str(c) for c in named)
+        else:
+            causes.append(str(item.get("type", "invalid")))
+    return causes
 
 
 def _validation_failed(exc: Any) -> bool:

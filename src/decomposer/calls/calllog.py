@@ -27,6 +27,7 @@ BATCH_DISCOUNT = 0.5
 """Batch requests cost half the list price on both Mistral and OpenAI (applied to prices.json)."""
 EXTRACT = "extract"
 EMBED = "embed"
+CONTRAST = "contrast"
 
 
 def call_row(
@@ -48,6 +49,7 @@ def call_row(
     attempts: int = 1,
     cache_hit: bool = False,
     error: str | None = None,
+    rejections: list[str] | None = None,
 ) -> LLMCall:
     """The one place a call-log row is made (and its log line written), for every path:
     inline calls, cache hits, failures, Batch API results and embedding requests alike."""
@@ -83,6 +85,7 @@ def call_row(
         cache_hit=cache_hit,
         outcome=outcome,
         error=error,
+        rejections=rejections,
         created_at=now,
     )
 
@@ -250,4 +253,5 @@ _FINAL_FIELDS = (
     "cache_hit",
     "outcome",
     "error",
+    "rejections",
 )

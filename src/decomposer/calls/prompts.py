@@ -19,6 +19,15 @@ from decomposer.core.errors import ConfigError
 
 EXTRACT = "extract"
 _VERSION = re.compile(r"^v(\d+)$")
+_DOCUMENT_TAG = re.compile(r"<(?=\s*/?\s*document\b)", re.IGNORECASE)
+
+
+def untrusted(text: str) -> str:
+    """Text to place between ``<document …>`` and ``</document>``: the ``<`` of any
+    ``<document`` or ``</document`` tag in it (any case, spaced or not) is written ``&lt;``, so
+    no document text can close the untrusted block or open another. Nothing else changes:
+    evidence is quoted from this text, and grounding compares quotes with the stored text."""
+    return _DOCUMENT_TAG.sub("&lt;", text)
 
 
 @dataclass(frozen=True)

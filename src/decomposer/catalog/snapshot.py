@@ -23,16 +23,18 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from decomposer.catalog.catalogue import PROFILE_FIELDS, Sourced, effective_profile, load_facts
 from decomposer.catalog.score import Context, QualityInputs, ToolInputs
 from decomposer.core.errors import NotFoundError
-from decomposer.core.vocab import LIVE_STATUSES, CapabilityStatus
+from decomposer.core.vocab import LIVE_STATUSES, CapabilityStatus, ContrastStatus
 from decomposer.store.catalogue_models import CatalogueEntry
+from decomposer.store.contrast_models import ContrastLine
 from decomposer.store.match_models import MatchEdge, MatchRun, SearchQueryCount
 from decomposer.store.models import Capability, Document, Evidence, Tool
+from decomposer.store.review_models import ReviewEvent
 
 CATEGORY_ORDER = (
     "models",
@@ -62,6 +64,22 @@ class EvidenceRecord:
     source: str | None
     document_id: int | None
     fetched_on: date | None = None  # when the document's current content was fetched
+    id: int | None = None  # the evidence row
+
+
+@dataclass(frozen=True)
+class ContrastRecord:
+    """A capability's current model-written "vs alternatives" line (approved or proposed)."""
+
+    id: int
+    text: str
+    status: str
+    provider: str
+    model: str
+    prompt_version: str
+    written_on: date
+    citations: tuple[int, ...]
+    edited: bool
 
 
 @dataclass(frozen=True)
@@ -74,6 +92,9 @@ class CapRecord:
     vs_alternatives: str
     status: str
     evidence: tuple[EvidenceRecord, ...]
+    edited: frozenset[str] = frozenset()
+    """Text fields whose current value a person wrote (``editor`` provenance), not the docs."""
+    contrast: ContrastRecord | None = None
 
     @property
     def grounded_quotes(self) -> int:
@@ -211,6 +232,7 @@ def _load_capabilities(session: Session, tool_ids: list[int] | None) -> dict[int
     eq = (
         select(
             Evidence.capability_id,
+            Evidence.id,
             Evidence.quote,
             Evidence.grounded,
             Evidence.document_id,
@@ -227,12 +249,20 @@ def _load_capabilities(session: Session, tool_ids: list[int] | None) -> dict[int
         cq = cq.where(Capability.tool_id.in_(tool_ids))
         eq = eq.where(Capability.tool_id.in_(tool_ids))
     evidence: dict[str, list[EvidenceRecord]] = {}
-    for cap_id, quote, grounded, doc_id, title, source, fetched in session.execute(eq):
+    for cap_id, ev_id, quote, grounded, doc_id, title, source, fetched in session.execute(eq):
         evidence.setdefault(cap_id, []).append(
             EvidenceRecord(
-                quote, bool(grounded), title, _public_source(source), doc_id, _as_date(fetched)
+                quote,
+                bool(grounded),
+                title,
+                _public_source(source),
+                doc_id,
+                _as_date(fetched),
+                ev_id,
             )
         )
+    contrasts = _load_contrasts(session, tool_ids)
+    edited = _edited_fields(session, tool_ids)
     out: dict[int, list[CapRecord]] = {}
     for row in session.execute(cq.order_by(Capability.id)):
         out.setdefault(row.tool_id, []).append(
@@ -245,9 +275,65 @@ def _load_capabilities(session: Session, tool_ids: list[int] | None) -> dict[int
                 vs_alternatives=row.vs_alternatives,
                 status=row.status,
                 evidence=tuple(evidence.get(row.id, ())),
+                edited=frozenset(edited.get(row.id, ())),
+                contrast=contrasts.get(row.id),
             )
         )
     return out
+
+
+TEXT_FIELDS = ("description", "unique", "vs_alternatives")
+
+
+def _edited_fields(session: Session, tool_ids: list[int] | None) -> dict[str, set[str]]:
+    """Per capability, the text fields a person last wrote: a reviewer's edit makes a field
+    ``editor``; accepting a re-extraction's proposed text for it makes it ``docs`` again. Only
+    events that changed text are read (edits and accepted proposals), a small share of all."""
+    q = (
+        select(ReviewEvent.capability_id, ReviewEvent.edited, ReviewEvent.changes)
+        .where(
+            ReviewEvent.system.is_(False),
+            or_(ReviewEvent.edited.is_(True), ReviewEvent.proposal_id.is_not(None)),
+        )
+        .order_by(ReviewEvent.id)
+    )
+    if tool_ids is not None:
+        q = q.join(Capability, Capability.id == ReviewEvent.capability_id).where(
+            Capability.tool_id.in_(tool_ids)
+        )
+    out: dict[str, set[str]] = {}
+    for cap_id, by_person, changes in session.execute(q):
+        fields = out.setdefault(cap_id, set())
+        for name in TEXT_FIELDS:
+            if name in (changes or {}):
+                (fields.add if by_person else fields.discard)(name)
+    return out
+
+
+def _load_contrasts(session: Session, tool_ids: list[int] | None) -> dict[str, ContrastRecord]:
+    """Each capability's newest approved or proposed contrast line."""
+    q = (
+        select(ContrastLine)
+        .join(Capability, Capability.id == ContrastLine.capability_id)
+        .where(ContrastLine.status.in_([ContrastStatus.APPROVED, ContrastStatus.PROPOSED]))
+        .order_by(ContrastLine.id)
+    )
+    if tool_ids is not None:
+        q = q.where(Capability.tool_id.in_(tool_ids))
+    return {
+        line.capability_id: ContrastRecord(
+            id=line.id,
+            text=line.text,
+            status=line.status,
+            provider=line.provider,
+            model=line.model,
+            prompt_version=line.prompt_version,
+            written_on=line.created_at.date(),
+            citations=tuple(line.citations),
+            edited=line.edited,
+        )
+        for line in session.scalars(q)
+    }
 
 
 def _public_source(source: str | None) -> str | None:

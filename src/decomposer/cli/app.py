@@ -16,7 +16,20 @@ from typing import Annotated, Any
 
 import typer
 
-from decomposer.cli import batch, docs, extract, interactive, match, pages, review, token, tools
+from decomposer.cli import (
+    batch,
+    contrast,
+    docs,
+    evals,
+    extract,
+    interactive,
+    match,
+    pages,
+    review,
+    token,
+    tools,
+    transfer,
+)
 from decomposer.cli.common import Env
 from decomposer.core.config import Settings
 from decomposer.core.errors import DecomposerError
@@ -55,6 +68,9 @@ COMMANDS: tuple[tuple[str, Callable[..., Any]], ...] = (
     ("edit", review.edit_cmd),
     ("history", review.history_cmd),
     ("serve", review.serve_cmd),
+    ("export", transfer.export_cmd),
+    ("import", transfer.import_cmd),
+    ("backup", transfer.backup_cmd),
 )
 """Top-level commands in the order ``--help`` lists them (the pipeline's order)."""
 TOOL_COMMANDS: tuple[tuple[str, Callable[..., Any]], ...] = (
@@ -108,6 +124,8 @@ app.add_typer(tool_app, name="tool")
 docs.register(app)
 batch.register(app)
 match.register(app)
+evals.register(app)
+contrast.register(app)
 token.register(app)
 
 

@@ -19,6 +19,7 @@ from decomposer.core.vocab import (
 __all__ = [
     "BATCH_WAIT_S",
     "CAPABILITIES_PER_SIDE",
+    "COPY_MODES",
     "EMBEDDERS",
     "FORMATS",
     "JOB_STATES",
@@ -44,6 +45,8 @@ LEXICAL_ALIGN = 0.22
 """Owner: ``decomposer.matching.embed.LEXICAL_THRESHOLDS.align`` (``match similar``)."""
 LEXICAL_MATCH = 0.20
 """Owner: ``decomposer.matching.embed.LEXICAL_THRESHOLDS.match`` (``match run``)."""
+COPY_MODES = ("template", "llm")
+"""Owner: ``decomposer.pages.llm_copy.COPY_MODES``."""
 FORMATS = ("md", "html", "json")
 """Owner: ``decomposer.pages.render.FORMATS``."""
 REVIEW_FIELDS = ("name", "category", "description", "unique", "vs_alternatives")

@@ -42,15 +42,19 @@ class Env:
 
     settings: Settings
 
-    @contextmanager
-    def store(self) -> Iterator[Store]:
-        from decomposer.store import open_store
-
+    def database_url(self) -> str:
+        """The store's URL, once its prerequisites are checked (and the legacy notice shown)."""
         if self.settings.legacy_home:
             legacy_notice(self.settings.home)
         if self.settings.database_url.startswith("postgresql"):
             require("postgres", "a PostgreSQL database")
-        store = open_store(self.settings.database_url)
+        return self.settings.database_url
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        from decomposer.store import open_store
+
+        store = open_store(self.database_url())
         try:
             yield store
         finally:

@@ -43,30 +43,15 @@ def _rows(session: Session, tool_id: int) -> list[Document]:
 def remove_documents(session: Session, docs: Sequence[Document], now: datetime) -> dict[str, Any]:
     """Delete ``docs`` (their chunks go with them) and flag the capabilities that only they
     backed as vanished. One transaction: the caller's."""
-    from sqlalchemy import delete, select, update
+    from sqlalchemy import delete, update
 
-    from decomposer.review.diff import vanish
-    from decomposer.store.models import Capability, Document, Evidence
+    from decomposer.review.diff import vanish_unbacked
+    from decomposer.store.models import Document, Evidence
 
     ids = [d.id for d in docs]
     keys = [d.source_key for d in docs]
-    backed = select(Evidence.capability_id).where(Evidence.document_id.in_(ids))
-    caps = list(session.scalars(select(Capability).where(Capability.id.in_(backed))))
-    elsewhere = set(
-        session.scalars(
-            select(Evidence.capability_id).where(
-                Evidence.capability_id.in_([c.id for c in caps]),
-                Evidence.document_id.is_not(None),
-                Evidence.document_id.not_in(ids),
-            )
-        )
-    )
-    vanished = []
-    for cap in sorted(caps, key=lambda c: c.id):
-        if cap.id in elsewhere or cap.status in ("rejected", "vanished"):
-            continue
-        vanish(session, cap, now, note=f"its document(s) were removed: {', '.join(keys)}")
-        vanished.append(cap.id)
+    note = f"its document(s) were removed: {', '.join(keys)}"
+    vanished = vanish_unbacked(session, ids, now, note) if ids else []
     session.execute(update(Evidence).where(Evidence.document_id.in_(ids)).values(document_id=None))
     session.execute(delete(Document).where(Document.id.in_(ids)))
     session.expire_all()
@@ -122,6 +107,7 @@ def list_cmd(
                 "title": d.title,
                 "chunks": int(counts.get(d.id, 0)),
                 "updated_at": d.updated_at.isoformat(),
+                "missing_since": d.missing_since.isoformat() if d.missing_since else None,
             }
             for d in _rows(session, tool_id)
         ]
@@ -131,7 +117,8 @@ def list_cmd(
 
     table = Table("id", "key", "chunks", "title", box=None, pad_edge=False)
     for r in rows:
-        table.add_row(str(r["id"]), str(r["key"]), str(r["chunks"]), str(r["title"]))
+        title = f"{r['title']} (missing)" if r["missing_since"] else str(r["title"])
+        table.add_row(str(r["id"]), str(r["key"]), str(r["chunks"]), title)
     common.out().print(table)
 
 

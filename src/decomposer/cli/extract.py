@@ -16,6 +16,7 @@ import typer
 from decomposer.cli import common
 from decomposer.cli.choices import JOB_STATES, PROVIDERS, RETRY_ATTEMPTS
 from decomposer.core.errors import InputError, ProviderError
+from decomposer.core.vocab import ROW_ID_MAX
 from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
 
 if TYPE_CHECKING:
@@ -119,6 +120,7 @@ def extract_cmd(
         raise InputError("--json is not available with --batch", hint="see `batch list --json`")
     if queue:
         common.require("queue", "decomposer extract --queue")
+    _check_tool(env, tool)
     cfg = resolve(settings, provider, model, mode, base_url, max_tokens)
     transport: httpx.AsyncBaseTransport | None = None
     if replay is not None:
@@ -162,6 +164,14 @@ def extract_cmd(
                 ) from None
             raise
     common.print_run(report, as_json)
+
+
+def _check_tool(env: common.Env, tool: str) -> None:
+    """An unknown tool is the first thing to say, before keys or providers come up."""
+    from decomposer.store.tools import get_tool
+
+    with env.store() as store, store.transaction() as session:
+        get_tool(session, tool)
 
 
 def _enqueue(
@@ -311,7 +321,9 @@ def worker_cmd(
 def jobs_cmd(
     ctx: typer.Context,
     tool: Annotated[str | None, typer.Option(help="Only this tool's jobs.")] = None,
-    run: Annotated[int | None, typer.Option(help="Only this run's jobs.")] = None,
+    run: Annotated[
+        int | None, typer.Option(help="Only this run's jobs.", min=1, max=ROW_ID_MAX)
+    ] = None,
     state: Annotated[str | None, typer.Option(help=f"One of: {', '.join(JOB_STATES)}.")] = None,
     as_json: JsonOpt = False,
     stale: Annotated[

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from decomposer.store import Store
 
 KEYS = "[a]pprove  [r]eject  [e]dit+approve  [k]eep current  [s]kip  [q]uit"
+LINE_KEYS = "  model-written line: [m] approve  [n] reject"
 
 
 def review_cmd(
@@ -135,11 +136,15 @@ def _review_one(store: Store, out: Console, cap_id: str, who: str, index: int, t
             proposal = open_proposal(session, cap_id)
             kind = proposal.kind if proposal else None
             _show(session, out, cap_id, index, total)
+            line = _show_line(session, out, cap_id)
             current = {f: getattr(cap, f) for f in FIELDS}
-        key = read_key(KEYS)
+        key = read_key(KEYS + (LINE_KEYS if line is not None else ""))
         try:
             if key == "q":
                 return "quit"
+            if key in ("m", "n") and line is not None:
+                _review_line(store, out, line, "approve" if key == "m" else "reject", who)
+                continue
             if key == "s":
                 return "skipped"
             if key == "a":
@@ -207,6 +212,27 @@ def _review_one(store: Store, out: Console, cap_id: str, who: str, index: int, t
             out.print(f"conflict: {exc}", markup=False)
         except InputError as exc:
             out.print(f"not done: {exc}", markup=False)
+
+
+def _show_line(session: Session, out: Console, cap_id: str) -> int | None:
+    """The capability's model-written line awaiting review, with both tools' cited quotes side
+    by side; its id, or None when no line waits."""
+    from decomposer.cli.contrast import print_line
+    from decomposer.contrast.lines import line_for
+
+    shown = line_for(session, cap_id)
+    if shown is None or shown.status != "proposed":
+        return None
+    print_line(shown)
+    return shown.id
+
+
+def _review_line(store: Store, out: Console, line_id: int, action: str, who: str) -> None:
+    from decomposer.contrast.lines import review_line
+
+    with store.transaction() as session:
+        done = review_line(session, line_id, action, reviewer=who, now=now())
+        out.print(f"model-written line {done.id}: {done.status}", markup=False)
 
 
 def _done(out: Console, o: Outcome) -> None:

@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from decomposer.cli import common
-from decomposer.cli.choices import CAPABILITIES_PER_SIDE, FORMATS
-from decomposer.core.errors import InputError
+from decomposer.cli.choices import CAPABILITIES_PER_SIDE, COPY_MODES, FORMATS, PROVIDERS
+from decomposer.core.errors import InputError, ProviderError
 
 if TYPE_CHECKING:
+    from decomposer.cli.common import Env
+    from decomposer.pages.llm_copy import ModelCopywriter
     from decomposer.pages.model import Options
+    from decomposer.store import Store
 
 WeightsOpt = Annotated[
     str | None,
@@ -49,6 +52,27 @@ StaleOpt = Annotated[
     ),
 ]
 STALE_DEFAULT = 90  # catalog.catalogue.STALE_AFTER_DAYS; not imported here to keep start-up lean
+CopyOpt = Annotated[
+    str,
+    typer.Option(
+        "--copy",
+        help="Summary and verdict: template (default) or llm (model-written, every claim checked "
+        "against the table, re-asked on failure, else the template copy with a note).",
+    ),
+]
+ProviderOpt = Annotated[
+    str, typer.Option("--provider", help=f"--copy llm: one of {', '.join(PROVIDERS)}.")
+]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="--copy llm: model name; a per-provider default.")
+]
+BaseUrlOpt = Annotated[
+    str | None, typer.Option("--base-url", help="--copy llm: endpoint for openai-compatible.")
+]
+ReplayOpt = Annotated[
+    Path | None,
+    typer.Option("--replay", help="--copy llm: answer from recorded responses (file or folder)."),
+]
 
 
 def _as_of(text: str | None) -> date:
@@ -194,6 +218,46 @@ def score_cmd(
     out.print(table)
 
 
+@contextmanager
+def _copywriter(
+    env: Env,
+    store: Store,
+    copy: str,
+    provider: str,
+    model: str | None,
+    base_url: str | None,
+    replay: Path | None,
+) -> Iterator[ModelCopywriter | None]:
+    """``None`` for template copy; else a model copywriter (replayed when ``--replay``)."""
+    if copy not in COPY_MODES:
+        raise InputError(f"unknown --copy {copy!r}", hint=f"use one of {', '.join(COPY_MODES)}")
+    if copy == "template":
+        if model is not None or base_url is not None or replay is not None:
+            raise InputError("--model, --base-url and --replay need --copy llm")
+        yield None
+        return
+    from decomposer.calls.runtime import RunSetup, limits_for
+    from decomposer.pages.llm_copy import model_copywriter
+    from decomposer.providers.base import api_key, resolve
+    from decomposer.providers.replay import ReplayTransport
+
+    settings = env.settings
+    cfg = resolve(settings, provider, model, None, base_url, max_tokens=1024)
+    transport = ReplayTransport.from_path(replay) if replay is not None else None
+    key = "replay" if transport is not None else api_key(settings, cfg.provider)
+    setup = RunSetup(cfg=cfg, key=key, limits=limits_for(settings, cfg.provider))
+    try:
+        with model_copywriter(settings, store, setup, transport=transport) as writer:
+            yield writer
+    except ProviderError:
+        if transport is not None and transport.misses:
+            raise InputError(
+                f"no recording in {replay} answers this page's copy request",
+                hint="record one with a key, or drop --replay",
+            ) from None
+        raise
+
+
 def compare_cmd(
     ctx: typer.Context,
     a: Annotated[str, typer.Argument(help="First tool slug (left column).")],
@@ -210,6 +274,11 @@ def compare_cmd(
     weights: WeightsOpt = None,
     as_of: AsOfOpt = None,
     stale_after: StaleOpt = STALE_DEFAULT,
+    copy: CopyOpt = "template",
+    provider: ProviderOpt = "mistral",
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    replay: ReplayOpt = None,
 ) -> None:
     """Write the "A vs B" comparison page from reviewed records."""
     import sys
@@ -230,8 +299,13 @@ def compare_cmd(
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
     options = _options(top_k, include_unreviewed, weights, as_of, stale_after)
-    with common.env(ctx).store() as store, store.transaction() as session:
-        comparison = load_comparison(session, a, b, options=options, copy=Copywriter())
+    env = common.env(ctx)
+    with env.store() as store:
+        with store.transaction() as session:
+            comparison = load_comparison(session, a, b, options=options, copy=Copywriter())
+        with _copywriter(env, store, copy, provider, model, base_url, replay) as writer:
+            if writer is not None:
+                comparison = writer(comparison)
     text = Renderer().render(comparison, fmt)
     if out_path is None:
         sys.stdout.write(text)
@@ -289,9 +363,18 @@ def regenerate_cmd(
     weights: WeightsOpt = None,
     as_of: AsOfOpt = None,
     stale_after: StaleOpt = STALE_DEFAULT,
+    copy: CopyOpt = "template",
+    provider: ProviderOpt = "mistral",
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    replay: ReplayOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Rebuild comparison pages whose inputs changed; unchanged pages are not touched."""
+    """Rebuild comparison pages whose inputs changed; unchanged pages are not touched.
+
+    With --copy llm, only the pages being rewritten ask the model, and an answer already
+    checked and cached is reused, so an unchanged re-run makes no model call.
+    """
     common.require("match", "decomposer regenerate")
     from decomposer.pages.regenerate import pair_summary, read_pairs, regenerate
 
@@ -303,7 +386,12 @@ def regenerate_cmd(
     folder = out_dir or env.settings.home / "pages"
     if folder.exists() and not folder.is_dir():
         raise InputError(f"--out-dir {folder} is not a folder")
-    with env.store() as store, store.transaction() as session, _bar("regenerating") as update:
+    with (
+        env.store() as store,
+        _copywriter(env, store, copy, provider, model, base_url, replay) as writer,
+        store.transaction() as session,
+        _bar("regenerating") as update,
+    ):
         report = regenerate(
             session,
             folder,
@@ -311,6 +399,8 @@ def regenerate_cmd(
             pairs=pairs,
             formats=formats or FORMATS,
             on_progress=update,
+            rewrite=writer,
+            copy_digest=writer.digest() if writer is not None else "",
         )
         why = None
         if report.pairs == 0 and pairs is None:

@@ -9,6 +9,7 @@ the commands.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -302,12 +303,30 @@ def serve_cmd(
 ) -> None:
     """Run the review web UI and JSON API (docs at /docs)."""
     common.require("web", "decomposer serve")
+    if not 1 <= port <= MAX_PORT:
+        raise InputError(f"--port must be between 1 and {MAX_PORT}, got {port}")
     import uvicorn
 
     from decomposer.web import create_app, ui_settings
 
     env = common.env(ctx)
     ui = ui_settings(os.environ, host)
+    sock = listen(host, port)
     app = create_app(env.settings, ui)
     sys.stderr.write(f"decomposer review UI on http://{host}:{port}/ (Ctrl-C to stop)\n")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    if ui.secure_cookie:
+        sys.stderr.write("its session cookie is Secure: reach it over https (a TLS proxy)\n")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+
+
+MAX_PORT = 65535
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind before announcing the URL, so a taken or forbidden port is one line, not a log."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).split(" (while attempting")[0]
+        raise InputError(f"cannot listen on {host}:{port}: {reason}") from None

@@ -66,10 +66,9 @@ def tools_cmd(ctx: typer.Context, as_json: JsonOpt = False, nl: common.NlOpt = F
     """List tools with their document and capability counts."""
     from rich.table import Table
 
-    from decomposer.store.tools import list_tools
+    from decomposer.store.summaries import tool_summaries
 
-    with common.env(ctx).store() as store, store.transaction() as session:
-        rows = list_tools(session)
+    rows = tool_summaries(common.env(ctx).database_url())
     if common.print_rows(rows, as_json, nl):
         return
     table = Table("slug", "name", "type", "documents", "capabilities", box=None, pad_edge=False)
@@ -99,9 +98,13 @@ def ingest_cmd(
     ] = False,
     as_json: common.DoneJsonOpt = False,
 ) -> None:
-    """Load documents for a tool; unchanged documents are skipped, changed ones re-chunked."""
+    """Load documents for a tool; unchanged documents are skipped, changed ones re-chunked.
+
+    A file gone from a re-ingested folder is reported missing: its document is kept (left out
+    of extraction) and the capabilities only it backed are flagged vanished."""
     from decomposer.core.clock import utcnow
     from decomposer.ingest.documents import ingest
+    from decomposer.review.diff import vanish_missing
 
     out = common.out()
     env = common.env(ctx)
@@ -114,6 +117,7 @@ def ingest_cmd(
             budget=chunk_tokens,
             max_bytes=env.settings.max_document_bytes,
             fetch_deadline=env.settings.fetch_deadline,
+            on_missing=None if prune else vanish_missing,
         )
         pruned = None
         if prune:
@@ -137,6 +141,16 @@ def ingest_cmd(
         ],
         tail=f"; {report.chunks_written} chunks written",
     )
+    if report.missing and pruned is None:
+        for key in report.missing:
+            out.print(f"missing: {key} (its file is gone; the document is kept)", markup=False)
+        out.print(
+            f"{len(report.missing)} documents missing; {len(report.vanished)} capabilities "
+            "flagged vanished"
+            + (f" — review them with `decomposer review {tool}`" if report.vanished else "")
+            + "; `--prune` removes missing documents",
+            markup=False,
+        )
     if pruned is not None:
         from decomposer.cli.docs import print_removal
 

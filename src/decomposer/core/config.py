@@ -24,6 +24,11 @@ DEFAULT_FETCH_DEADLINE = 60.0
 """Seconds one ingested URL may take in all (``DECOMPOSER_FETCH_DEADLINE``)."""
 DEFAULT_MAX_DOCUMENT_MB = 20.0
 """Largest ingested file or URL body in MB (``DECOMPOSER_MAX_DOCUMENT_MB``)."""
+DEFAULT_MAX_REQUEST_MB = 1.0
+"""Largest request body the review server reads, in MB (``DECOMPOSER_MAX_REQUEST_MB``)."""
+DEFAULT_WEB_BUSY_TIMEOUT = 2.0
+"""Seconds a review-server write waits for the database's write lock before answering 503
+(``DECOMPOSER_WEB_BUSY_TIMEOUT``); command-line writers wait 30 s."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class Settings:
     debug: bool = False
     fetch_deadline: float = DEFAULT_FETCH_DEADLINE
     max_document_bytes: int = int(DEFAULT_MAX_DOCUMENT_MB * 1024 * 1024)
+    max_request_bytes: int = int(DEFAULT_MAX_REQUEST_MB * 1024 * 1024)
+    web_busy_timeout: float = DEFAULT_WEB_BUSY_TIMEOUT
     job_lease_s: float = 120.0
     """How long a worker's job stays its own without a heartbeat (``DECOMPOSER_JOB_LEASE_S``)."""
     legacy_home: bool = False
@@ -74,6 +81,12 @@ class Settings:
             fetch_deadline=_positive(env, "DECOMPOSER_FETCH_DEADLINE", DEFAULT_FETCH_DEADLINE),
             max_document_bytes=int(
                 _positive(env, "DECOMPOSER_MAX_DOCUMENT_MB", DEFAULT_MAX_DOCUMENT_MB) * 1024 * 1024
+            ),
+            max_request_bytes=int(
+                _positive(env, "DECOMPOSER_MAX_REQUEST_MB", DEFAULT_MAX_REQUEST_MB) * 1024 * 1024
+            ),
+            web_busy_timeout=_positive(
+                env, "DECOMPOSER_WEB_BUSY_TIMEOUT", DEFAULT_WEB_BUSY_TIMEOUT
             ),
             job_lease_s=_lease(env.get("DECOMPOSER_JOB_LEASE_S")),
             legacy_home=legacy,

@@ -60,6 +60,35 @@ class ProposalState(StrEnum):
     SUPERSEDED = "superseded"
 
 
+class Provenance(StrEnum):
+    """Where the text of a field came from: the tool's own docs, a checked model-written
+    contrast across tools, a person's edit, or a template over the table's facts."""
+
+    DOCS = "docs"
+    CONTRAST = "contrast"
+    EDITOR = "editor"
+    TEMPLATE = "template"
+
+
+PROVENANCES: tuple[Provenance, ...] = tuple(Provenance)
+
+
+class ContrastStatus(StrEnum):
+    """The life of one model-written "vs alternatives" line.
+
+    ``proposed`` waits for a reviewer; ``dropped`` failed the checker after its re-asks (kept
+    for measuring, never shown); ``superseded`` was replaced because its inputs changed."""
+
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    DROPPED = "dropped"
+    SUPERSEDED = "superseded"
+
+
+CONTRAST_STATUSES: tuple[ContrastStatus, ...] = tuple(ContrastStatus)
+
+
 class JobState(StrEnum):
     """The life of one durable extraction job."""
 
@@ -143,3 +172,6 @@ CAPABILITIES_PER_SIDE = 8
 """How many capabilities a comparison page shows for each tool by default."""
 MATCHES_PER_QUERY = 10
 """How many capability edges ``match run`` keeps for each query by default."""
+
+ROW_ID_MAX = 2**63 - 1
+"""The largest integer id SQLite and PostgreSQL (bigint) store; a larger one names no row."""

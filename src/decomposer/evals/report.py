@@ -145,6 +145,31 @@ class CostReport(_Out):
     per_correct_capability: CostShare | None
 
 
+class JudgeVerdict(_Out):
+    """The judge model's verdict on one unmatched extracted capability (model-written)."""
+
+    tool: str
+    extracted: str
+    supported: bool | None
+    """None: not judged (no grounded evidence, or the answer failed its quote check)."""
+    quote: str = ""
+    reason: str
+
+
+class JudgeSummary(_Out):
+    model: str
+    prompt_version: str
+    judged: int
+    supported: int
+    precision: float | None
+    """(matched + judged supported) / extracted: precision without assuming the golden set is
+    complete."""
+    calls: int
+    tokens: int
+    cost_usd: float | None
+    verdicts: tuple[JudgeVerdict, ...]
+
+
 class EvalReport(_Out):
     golden_set: str
     embedder: str
@@ -158,3 +183,5 @@ class EvalReport(_Out):
     matches: tuple[MatchRow, ...]
     missed: tuple[MissedRow, ...]
     unmatched: tuple[UnmatchedRow, ...]
+    judge: JudgeSummary | None = None
+    """Set only when the eval ran with ``--judge``."""

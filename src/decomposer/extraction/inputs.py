@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from decomposer.calls.prompts import untrusted
 from decomposer.core.errors import InputError, NotFoundError
 from decomposer.extraction import jobs
 from decomposer.store.models import Chunk, Document, ExtractionRun, Job, Tool
@@ -19,11 +20,12 @@ Piece = tuple[Chunk, str]
 
 
 def chunks_of(session: Session, tool_id: int) -> list[Piece]:
-    """A tool's chunks in reading order: by document source, then position."""
+    """A tool's chunks in reading order: by document source, then position; documents whose
+    file went missing are left out."""
     rows = session.execute(
         select(Chunk, Document.source)
         .join(Document, Chunk.document_id == Document.id)
-        .where(Document.tool_id == tool_id)
+        .where(Document.tool_id == tool_id, Document.missing_since.is_(None))
         .order_by(Document.source, Chunk.ordinal)
     ).all()
     return [(chunk, source) for chunk, source in rows]
@@ -62,7 +64,11 @@ def load_inputs(session: Session, run_id: int) -> RunInputs:
 
 
 def context_for(tool_name: str, group: Sequence[Piece]) -> dict[str, Any]:
-    """The template variables and the grounding validator's source text, in one mapping."""
+    """The template variables and the grounding validator's source text, in one mapping.
+
+    ``text`` is the stored text grounding checks quotes against; ``body`` is the same text
+    made safe to place inside the prompt's ``<document>`` block (``calls.prompts.untrusted``).
+    """
     return {
         "tool": tool_name,
         "chunks": [
@@ -71,6 +77,7 @@ def context_for(tool_name: str, group: Sequence[Piece]) -> dict[str, Any]:
                 "source": _short_source(source),
                 "heading": chunk.heading,
                 "text": chunk.text,
+                "body": untrusted(chunk.text),
             }
             for chunk, source in group
         ],

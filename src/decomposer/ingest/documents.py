@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 from sqlalchemy import select
@@ -29,6 +30,7 @@ from decomposer.ingest.chunks import (
     TextChunk,
     chunk_document,
 )
+from decomposer.ingest.reground import reground
 from decomposer.ingest.sources import DEFAULT_MAX_BYTES, SourceDocument, load_sources
 from decomposer.store import Store
 from decomposer.store.models import Chunk, Document, Tool
@@ -44,6 +46,15 @@ class IngestReport:
     chunks_written: int = 0
     keys: list[str] = field(default_factory=list)
     """The source key of every document this ingest read (for ``--prune``)."""
+    missing: list[str] = field(default_factory=list)
+    """Source keys of stored documents under an ingested folder whose file is gone."""
+    vanished: list[str] = field(default_factory=list)
+    """Capabilities flagged vanished because only missing documents backed them."""
+
+
+MissingHook = Callable[[Session, list[Document], datetime], list[str]]
+"""Called in the ingest's transaction with the documents found missing; returns the ids of the
+capabilities it flagged vanished (the CLI passes ``review.diff.vanish_missing``)."""
 
 
 def check_budget(budget: int) -> int:
@@ -67,8 +78,14 @@ def ingest(
     max_bytes: int = DEFAULT_MAX_BYTES,
     fetch_deadline: float = DEFAULT_FETCH_DEADLINE,
     clock: Callable[[], float] = time.monotonic,
+    on_missing: MissingHook | None = None,
 ) -> IngestReport:
-    """Load and validate every input before writing; all writes are one transaction."""
+    """Load and validate every input before writing; all writes are one transaction.
+
+    A stored document whose key lies under an ingested folder but whose file is no longer there
+    is reported missing and marked (``missing_since``): its row, text and history stay, its
+    chunks are left out of extraction, and ``on_missing`` may flag its capabilities vanished.
+    """
     check_budget(budget)
     with store.transaction() as session:
         get_tool(session, tool_slug)
@@ -85,7 +102,32 @@ def ingest(
         for doc in documents:
             report.keys.append(doc.key)
             _store_document(session, tool, doc, now, budget, report)
+        gone = _missing(session, tool, _folder_roots(inputs), set(report.keys))
+        for row in gone:
+            row.missing_since = row.missing_since or now
+            report.missing.append(row.source_key)
+        if gone and on_missing is not None:
+            report.vanished = on_missing(session, gone, now)
     return report
+
+
+def _folder_roots(inputs: list[str]) -> list[str]:
+    """The key prefix (``name/``) of every folder among the inputs."""
+    paths = [Path(raw.strip()).expanduser() for raw in inputs]
+    return [f"{p.resolve().name}/" for p in paths if p.is_dir()]
+
+
+def _missing(session: Session, tool: Tool, roots: list[str], seen: set[str]) -> list[Document]:
+    if not roots:
+        return []
+    rows = session.scalars(
+        select(Document).where(Document.tool_id == tool.id).order_by(Document.source_key)
+    )
+    return [
+        row
+        for row in rows
+        if row.source_key not in seen and any(row.source_key.startswith(r) for r in roots)
+    ]
 
 
 def _store_document(
@@ -101,6 +143,12 @@ def _store_document(
         if row.source != doc.source:
             report.notes.append(f"{doc.key}: now read from {doc.source} (was {row.source})")
         row.source, row.source_key = doc.source, doc.key
+    if row is not None and row.missing_since is not None:
+        row.missing_since = None
+        report.notes.append(
+            f"{doc.key}: found again; run `decomposer extract {tool.slug}` to find its "
+            "capabilities again"
+        )
     pieces: list[TextChunk] | None = None
     if row is not None and row.content_hash == doc.content_hash:
         previous = row.chunk_budget or DEFAULT_CHUNK_TOKENS
@@ -118,6 +166,13 @@ def _store_document(
         session.add(row)
         report.added.append(doc.source)
     else:
+        if row.content_hash != doc.content_hash:
+            moved = reground(session, row.id, row.text, doc.text)
+            if moved.lost:
+                report.notes.append(
+                    f"{doc.source}: {moved.lost} evidence quote(s) are not in the new text; "
+                    "they are kept but no longer point into the document"
+                )
         row.chunks.clear()
         session.flush()
         report.updated.append(doc.source)

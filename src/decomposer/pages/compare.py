@@ -25,12 +25,22 @@ from decomposer.catalog.score import (
     out_of,
     score_tool,
 )
-from decomposer.catalog.snapshot import CapRecord, Snapshot, ToolRecord, comparable
+from decomposer.catalog.snapshot import (
+    CapRecord,
+    ContrastRecord,
+    Snapshot,
+    ToolRecord,
+    comparable,
+)
 from decomposer.core.errors import InputError
+from decomposer.core.vocab import Provenance
 from decomposer.matching.align import align
 from decomposer.matching.embed import Embedder, LexicalEmbedder, capability_text
 from decomposer.pages.copy import Copywriter, verdict_facts
 from decomposer.pages.model import (
+    CAPABILITY_TEXT,
+    DOCS,
+    EDITOR,
     MISSING,
     AlignmentInfo,
     CapabilityView,
@@ -42,6 +52,7 @@ from decomposer.pages.model import (
     SharedView,
     SourcedView,
     SourceNote,
+    TextProvenance,
     ToolSide,
     Verdict,
 )
@@ -128,7 +139,8 @@ def build_side(tool: ToolRecord, card: ScoreCard, options: Options) -> ToolSide:
             grounded=c.grounded_quotes > 0,
             description=c.description,
             unique=c.unique,
-            vs_alternatives=c.vs_alternatives,
+            vs_alternatives=_vs_text(c, options),
+            provenance=provenance(c, options),
             evidence=[
                 EvidenceView(
                     quote=e.quote,
@@ -173,6 +185,38 @@ def build_side(tool: ToolRecord, card: ScoreCard, options: Options) -> ToolSide:
         more=len(views) - shown,
         sources=source_notes(tool, options),
     )
+
+
+def _contrast(cap: CapRecord, options: Options) -> ContrastRecord | None:
+    """The model-written line a page may show: approved, or proposed on a draft preview."""
+    line = cap.contrast
+    if line is None:
+        return None
+    if line.status == "approved" or options.include_unreviewed:
+        return line
+    return None
+
+
+def _vs_text(cap: CapRecord, options: Options) -> str:
+    line = _contrast(cap, options)
+    return line.text if line is not None else cap.vs_alternatives
+
+
+def provenance(cap: CapRecord, options: Options) -> dict[str, TextProvenance]:
+    """Where each text field of a capability on this page comes from."""
+    out = {name: EDITOR if name in cap.edited else DOCS for name in CAPABILITY_TEXT}
+    line = _contrast(cap, options)
+    if line is not None:
+        out["vs_alternatives"] = TextProvenance(
+            source=Provenance.EDITOR if line.edited else Provenance.CONTRAST,
+            model=line.model,
+            prompt_version=line.prompt_version,
+            date=line.written_on,
+            citations=list(line.citations),
+            checked=not line.edited,
+            draft=line.status != "approved",
+        )
+    return out
 
 
 PRICE_FIELDS = (

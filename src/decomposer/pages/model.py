@@ -6,17 +6,26 @@ response, so these field names are a published schema (``SCHEMA_VERSION``).
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from decomposer.catalog.catalogue import STALE_AFTER_DAYS, Sourced
 from decomposer.catalog.score import ScoreCard, Weights
-from decomposer.core.vocab import CAPABILITIES_PER_SIDE
+from decomposer.core.vocab import CAPABILITIES_PER_SIDE, Provenance
 
 SCHEMA_VERSION = 1
 MISSING = "—"
+MODEL_MARK = "✎ model-written"
 
 
 class _Model(BaseModel):
@@ -90,6 +99,38 @@ class SourceNote(_Model):
     stale: bool
 
 
+class TextProvenance(_Model):
+    """Where one published text field comes from. Model-written text (``contrast``) also names
+    the model, the prompt version, the date it was written and whether it passed the checker;
+    the JSON leaves out what does not apply."""
+
+    source: Provenance
+    model: str | None = None
+    prompt_version: str | None = None
+    date: dt.date | None = None
+    checked: bool | None = None
+    citations: list[int] | None = None
+    """Evidence row ids a contrast line relies on (quotes of both tools)."""
+    draft: bool | None = None
+    """Not approved by a reviewer yet (shown only on draft previews)."""
+
+    @property
+    def model_written(self) -> bool:
+        return self.source == Provenance.CONTRAST
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}
+
+
+DOCS = TextProvenance(source=Provenance.DOCS)
+EDITOR = TextProvenance(source=Provenance.EDITOR)
+TEMPLATE = TextProvenance(source=Provenance.TEMPLATE)
+CAPABILITY_TEXT = ("description", "unique", "vs_alternatives")
+"""The text fields of a capability that carry a provenance on pages."""
+
+
 class CapabilityView(_Model):
     id: str
     name: str
@@ -101,6 +142,16 @@ class CapabilityView(_Model):
     unique: str
     vs_alternatives: str
     evidence: list[EvidenceView]
+    provenance: dict[str, TextProvenance] = Field(
+        default_factory=lambda: dict.fromkeys(CAPABILITY_TEXT, DOCS)
+    )
+    """Per text field (``CAPABILITY_TEXT``): ``docs``, ``editor`` or ``contrast``."""
+
+    @property
+    def model_written(self) -> TextProvenance | None:
+        """The vs-alternatives line's provenance when a model wrote it from both tools' evidence."""
+        found = self.provenance.get("vs_alternatives")
+        return found if found is not None and found.model_written else None
 
 
 class ToolSide(_Model):
@@ -168,6 +219,14 @@ class Verdict(_Model):
     text: str
 
 
+class CopyInfo(_Model):
+    """Which copy was asked for (``--copy``) and, when model-written copy was refused by the
+    checker, the note the page shows instead of it."""
+
+    requested: str = "template"
+    fallback_note: str | None = None
+
+
 class Options(_Model):
     """Page-wide settings. ``as_of`` is kept as the first day of its month (see score.py)."""
 
@@ -205,3 +264,32 @@ class Comparison(_Model):
     verdict: Verdict
     score_note: str
     search_text: str
+    provenance: dict[str, TextProvenance] = Field(
+        default_factory=lambda: {"summary": TEMPLATE, "verdict": TEMPLATE}
+    )
+    """Of ``summary`` and ``verdict.text``: ``template``, or ``contrast`` (model-written)."""
+    copy_info: CopyInfo = Field(default_factory=CopyInfo)
+
+    @property
+    def disclosure(self) -> str | None:
+        """The note under a page with model-written text: who wrote it, when, and how it was
+        checked; ``None`` when every text field came from docs, an editor or a template."""
+        written = self.model_written()
+        if not written:
+            return None
+        models = sorted({f"{p.model} (prompt {p.prompt_version})" for p in written})
+        dates = sorted({str(p.date) for p in written if p.date is not None})
+        when = f" on {', '.join(dates)}" if dates else ""
+        return (
+            f"Text marked {MODEL_MARK} was written by {', '.join(models)}{when} and checked "
+            "against the cited evidence and the table before publishing; text the checker "
+            "could not confirm was not published."
+        )
+
+    def model_written(self) -> list[TextProvenance]:
+        """Every model-written text field on the page (summary, verdict, capability fields)."""
+        found = [p for p in self.provenance.values() if p.model_written]
+        for side in (self.a, self.b):
+            for cap in side.capabilities[: side.shown]:
+                found.extend(p for p in cap.provenance.values() if p.model_written)
+        return found

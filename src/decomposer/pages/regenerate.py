@@ -47,7 +47,7 @@ from decomposer.core.errors import DecomposerError, InputError, NotFoundError
 from decomposer.matching.embed import LexicalEmbedder
 from decomposer.pages.compare import build_comparison, build_side
 from decomposer.pages.copy import Copywriter
-from decomposer.pages.model import SCHEMA_VERSION, Options, ToolSide
+from decomposer.pages.model import SCHEMA_VERSION, Comparison, Options, ToolSide
 from decomposer.pages.render import FORMATS, Renderer
 
 MANIFEST = ".decomposer-pages.json"
@@ -69,6 +69,8 @@ CODE_MODULES = (
 )
 
 OnProgress = Callable[[int, int], None]
+Rewrite = Callable[[Comparison], Comparison]
+"""A last step on a page about to be written, e.g. model-written copy (``pages.llm_copy``)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -104,7 +106,11 @@ def code_version() -> str:
     return digest.hexdigest()
 
 
-def run_digest(options: Options, renderer: Renderer, match_digest: str = "") -> str:
+def run_digest(
+    options: Options, renderer: Renderer, match_digest: str = "", copy_digest: str = ""
+) -> str:
+    """``copy_digest`` names model-written copy (endpoint, model, prompt); template copy adds
+    nothing, so its pages keep their hashes."""
     material = {
         "schema": SCHEMA_VERSION,
         "code": code_version(),
@@ -112,6 +118,8 @@ def run_digest(options: Options, renderer: Renderer, match_digest: str = "") -> 
         "options": options.model_dump(mode="json"),
         "match": match_digest,
     }
+    if copy_digest:
+        material["copy"] = copy_digest
     return _sha(json.dumps(material, sort_keys=True))
 
 
@@ -257,6 +265,8 @@ def regenerate(
     copy: Copywriter | None = None,
     times_matched: Mapping[str, int] | None = None,
     on_progress: OnProgress | None = None,
+    rewrite: Rewrite | None = None,
+    copy_digest: str = "",
 ) -> RegenReport:
     """Write the pages of ``pairs`` (every pair sharing a category when None) to ``out_dir``."""
     formats = list(formats)
@@ -279,6 +289,8 @@ def regenerate(
         copy=copy,
         on_progress=on_progress,
         match_digest=run.digest if run is not None else "",
+        rewrite=rewrite,
+        copy_digest=copy_digest,
     )
 
 
@@ -293,6 +305,8 @@ def write_pages(
     copy: Copywriter | None = None,
     on_progress: OnProgress | None = None,
     match_digest: str = "",
+    rewrite: Rewrite | None = None,
+    copy_digest: str = "",
 ) -> RegenReport:
     renderer = renderer or Renderer()
     copy = copy or Copywriter()
@@ -303,7 +317,7 @@ def write_pages(
     manifest = load_manifest(out_dir)
     before = dict(manifest)
     existing = {entry.name for entry in os.scandir(out_dir)}
-    run = run_digest(options, renderer, match_digest)
+    run = run_digest(options, renderer, match_digest, copy_digest)
     sides = Sides(snapshot, options)
     embedder = LexicalEmbedder()  # one per run: its stems are memoised across every pair
     report = RegenReport(out_dir=out_dir, pairs=len(pairs))
@@ -330,6 +344,8 @@ def write_pages(
                 continue
             if comparison is None:
                 comparison = build_comparison(side_a, side_b, options, copy, embedder)
+                if rewrite is not None:
+                    comparison = rewrite(comparison)
             write_atomic(out_dir / name, renderer.render(comparison, fmt))
             manifest[name] = page_hash
             report.written.append(name)

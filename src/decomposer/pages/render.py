@@ -16,7 +16,7 @@ import jinja2
 from markupsafe import Markup
 
 from decomposer.pages.copy import TEMPLATES
-from decomposer.pages.model import Comparison, ToolSide
+from decomposer.pages.model import MODEL_MARK, Comparison, ToolSide
 
 FORMATS = ("md", "html", "json")
 SECTION_CACHE = 4096
@@ -63,6 +63,8 @@ class Renderer:
             keep_trailing_newline=True,
         )
         self.md_env.filters["md"] = md_inline
+        for env in (self.md_env, self.html_env):
+            env.globals["MODEL_MARK"] = MODEL_MARK
         self.html_env.filters["safe_url"] = safe_url
         self.html_env.filters["slug_id"] = slug_id
         self.css = Markup((templates / "style.css").read_text("utf-8"))  # our own file, trusted

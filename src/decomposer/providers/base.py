@@ -16,6 +16,7 @@ import httpx
 
 from decomposer.core.config import Settings
 from decomposer.core.errors import ConfigError
+from decomposer.core.redact import protect
 from decomposer.providers.registry import REGISTRY, get_provider
 from decomposer.providers.spec import (
     DEFAULT_MODE,
@@ -117,10 +118,13 @@ def check_base_url(url: str) -> None:
 
 
 def api_key(settings: Settings, provider: str, *, required: bool = True) -> str:
-    """The provider's key from its variable; a typed error naming the variable if missing."""
+    """The provider's key from its variable; a typed error naming the variable if missing.
+
+    A key handed out is registered with ``core.redact`` first, so no log record shows it."""
     spec = get_provider(provider)
     secret = spec.secret(settings)
     if secret is not None:
+        protect(secret.get_secret_value())
         return secret.get_secret_value()
     if not spec.key_required or not required:
         return "not-needed"

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from decomposer.core.vocab import REVIEWED_STATUSES as REVIEWED
 from decomposer.review.actions import FIELDS, record_event
 from decomposer.review.queries import open_proposal
-from decomposer.store.models import Capability
+from decomposer.store.models import Capability, Document, Evidence
 from decomposer.store.review_models import CapabilityBaseline, CapabilityProposal
 
 EXTRACTOR = "extractor"
@@ -285,6 +285,42 @@ def vanish(session: Session, row: Capability, now: datetime, note: str) -> None:
     """Flag ``row`` vanished outside a run (its documents were removed), the same way a run
     does: a proposal remembers its status for a person to decide; nothing is deleted."""
     _vanish(session, row, None, now, note)
+
+
+def vanish_unbacked(
+    session: Session, doc_ids: Sequence[int], now: datetime, note: str
+) -> list[str]:
+    """Flag vanished the capabilities whose evidence lies in ``doc_ids`` and in no other
+    present document (removed, or whose file is missing); rejected and vanished ones stay as
+    they are. Returns the ids flagged, in order; the caller's transaction."""
+    backed = select(Evidence.capability_id).where(Evidence.document_id.in_(doc_ids))
+    caps = list(session.scalars(select(Capability).where(Capability.id.in_(backed))))
+    elsewhere = set(
+        session.scalars(
+            select(Evidence.capability_id)
+            .join(Document, Evidence.document_id == Document.id)
+            .where(
+                Evidence.capability_id.in_([c.id for c in caps]),
+                Document.id.not_in(doc_ids),
+                Document.missing_since.is_(None),
+            )
+        )
+    )
+    flagged = []
+    for cap in sorted(caps, key=lambda c: c.id):
+        if cap.id in elsewhere or cap.status in ("rejected", "vanished"):
+            continue
+        vanish(session, cap, now, note=note)
+        flagged.append(cap.id)
+    return flagged
+
+
+def vanish_missing(session: Session, docs: Sequence[Document], now: datetime) -> list[str]:
+    """The ``on_missing`` hook of ``ingest``: flag vanished what only ``docs`` (whose files are
+    gone from their folder) backed."""
+    keys = ", ".join(d.source_key for d in docs)
+    note = f"its document(s) are missing from their folder: {keys}"
+    return vanish_unbacked(session, [d.id for d in docs], now, note)
 
 
 def _vanish(

@@ -17,9 +17,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from decomposer.core.errors import InputError, NotFoundError
-from decomposer.core.vocab import CATEGORIES, STATUSES
+from decomposer.core.vocab import CATEGORIES, STATUSES, ContrastStatus
 from decomposer.core.vocab import PENDING_STATUSES as PENDING
 from decomposer.core.vocab import REVIEWED_STATUSES as REVIEWED
+from decomposer.store.contrast_models import ContrastLine
 from decomposer.store.models import Capability, Evidence, Tool
 from decomposer.store.review_models import CapabilityProposal, ReviewEvent
 from decomposer.store.tools import get_tool
@@ -153,6 +154,8 @@ class Filter:
     edited: bool | None = None
     """Provenance: True for text a person edited (``editor``), False for text as extracted from
     the docs (``docs``)."""
+    contrast: bool | None = None
+    """True: a model-written vs-alternatives line (``contrast``) waits for review."""
 
 
 def parse_where(clauses: Sequence[str], base: Filter | None = None) -> Filter:
@@ -257,6 +260,16 @@ def select_capabilities(session: Session, f: Filter) -> list[Capability]:
             .exists()
         )
         q = q.where(by_editor if f.edited else ~by_editor)
+    if f.contrast is not None:
+        waiting = (
+            select(ContrastLine.id)
+            .where(
+                ContrastLine.capability_id == Capability.id,
+                ContrastLine.status == ContrastStatus.PROPOSED,
+            )
+            .exists()
+        )
+        q = q.where(waiting if f.contrast else ~waiting)
     return list(session.scalars(q))
 
 

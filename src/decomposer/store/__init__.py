@@ -1,10 +1,22 @@
-"""Persistence: SQLAlchemy 2 over SQLite (default) or PostgreSQL, schema owned by Alembic."""
+"""Persistence: SQLAlchemy 2 over SQLite (default) or PostgreSQL, schema owned by Alembic.
 
-from decomposer.store import batch_models as _batch_models  # noqa: F401
-from decomposer.store import catalogue_models as _catalogue_models  # noqa: F401
-from decomposer.store import match_models as _match_models  # noqa: F401
-from decomposer.store import review_models as _review_models  # noqa: F401
-from decomposer.store import tokens as _tokens  # noqa: F401
-from decomposer.store.engine import Store, open_store
+``Store`` and ``open_store`` load lazily, so a submodule that needs no SQLAlchemy (``lite``,
+``summaries``) can be imported without paying for the ORM.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from decomposer.store.engine import Store, open_store
 
 __all__ = ["Store", "open_store"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from decomposer.store import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

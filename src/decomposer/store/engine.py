@@ -7,26 +7,43 @@ every command's start-up free of Alembic's import cost.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    insert,
+    inspect,
+    make_url,
+    text,
+)
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from decomposer.core.errors import StoreError
+from decomposer.store import batch_models as _batch_models  # noqa: F401  (maps every table)
+from decomposer.store import catalogue_models as _catalogue_models  # noqa: F401
+from decomposer.store import contrast_models as _contrast_models  # noqa: F401
+from decomposer.store import eval_models as _eval_models  # noqa: F401
+from decomposer.store import match_models as _match_models  # noqa: F401
+from decomposer.store import review_models as _review_models  # noqa: F401
+from decomposer.store import tokens as _tokens  # noqa: F401
+from decomposer.store.lite import MIGRATIONS, head_revision, known_revisions
+from decomposer.store.models import StoreInfo
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-_REVISION = re.compile(r"^(down_revision|revision)\b[^=]*=\s*(?:\"([^\"]*)\"|'([^']*)'|None)", re.M)
 
 
 @dataclass(frozen=True)
@@ -53,12 +70,53 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
+BACKENDS = ("sqlite", "postgresql")
+URL_HINT = "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB in DECOMPOSER_DATABASE_URL"
+WRITTEN_BY = "schema_written_by"
+
+
+def parse_url(url: str) -> URL:
+    """The URL, checked to name a database decomposer can store in; the text is never echoed,
+    since it may carry a password."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError("the database URL is not a URL", hint=URL_HINT) from None
+    if parsed.get_backend_name() not in BACKENDS:
+        raise StoreError(
+            f"unsupported database {parsed.get_backend_name()!r}: decomposer stores its data "
+            "in SQLite or PostgreSQL",
+            hint=URL_HINT,
+        )
+    return parsed
+
+
+def make_engine(url: str, busy_timeout: float | None = None) -> Engine:
+    """An engine; ``busy_timeout`` (seconds) bounds how long a write waits for a lock held by
+    another process (SQLite's busy timeout, PostgreSQL's ``lock_timeout``) before it fails with
+    ``OperationalError``. The review server sets it short to answer "busy" instead of hanging;
+    by default SQLite waits 30 s and PostgreSQL for ever."""
+    parsed = parse_url(url)
+    try:
+        return _create(url, parsed, busy_timeout)
+    except (NoSuchModuleError, ModuleNotFoundError):
+        raise StoreError(
+            f"no database driver {parsed.drivername!r} is installed", hint=URL_HINT
+        ) from None
+
+
+def _create(url: str, parsed: URL, busy_timeout: float | None) -> Engine:
+    if parsed.get_backend_name() == "sqlite":
         _ensure_sqlite_dir(url)
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        ms = SQLITE_BUSY_TIMEOUT_MS if busy_timeout is None else max(1, int(busy_timeout * 1000))
+        engine = create_engine(url, connect_args={"timeout": ms / 1000})
+        event.listen(engine, "connect", partial(_sqlite_pragmas, ms))
         return engine
+    if busy_timeout is not None and parsed.drivername == "postgresql+psycopg":
+        ms = max(1, int(busy_timeout * 1000))
+        return create_engine(
+            url, pool_pre_ping=True, connect_args={"options": f"-c lock_timeout={ms}"}
+        )
     return create_engine(url, pool_pre_ping=True)
 
 
@@ -74,33 +132,13 @@ def _ensure_sqlite_dir(url: str) -> None:
             ) from None
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(busy_timeout_ms: int, dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-@cache
-def head_revision(versions: Path = MIGRATIONS / "versions") -> str | None:
-    """The one revision no other migration builds on, read from the files without Alembic.
-
-    ``None`` when the files do not form a single chain (branches, merges, unusual syntax): then
-    Alembic decides.
-    """
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in versions.glob("*.py"):
-        found = {m[1]: m[2] or m[3] or None for m in _REVISION.finditer(path.read_text("utf-8"))}
-        if not found.get("revision"):
-            return None
-        revisions.add(str(found["revision"]))
-        if found.get("down_revision"):
-            parents.add(str(found["down_revision"]))
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 def stored_revision(conn: Connection) -> str | None:
@@ -112,13 +150,47 @@ def stored_revision(conn: Connection) -> str | None:
 
 
 def migrate(engine: Engine, url: str) -> None:
-    """Upgrade to the newest schema when the database is behind; a no-op otherwise."""
-    head = head_revision()
-    if head is not None:
-        with engine.connect() as conn:
-            if stored_revision(conn) == head:
-                return
+    """Upgrade to the newest schema when the database is behind; a no-op otherwise. A schema
+    from a newer decomposer is refused, naming the version that wrote it."""
+    with engine.connect() as conn:
+        stored = stored_revision(conn)
+        if stored is not None and stored == head_revision():
+            return
+        if stored is not None and stored not in known_revisions():
+            raise StoreError(_newer_schema(conn, stored), hint=_UPGRADE_HINT)
     _upgrade(engine, url)
+    _record_version(engine)
+
+
+_UPGRADE_HINT = "upgrade decomposer (pip install -U decomposer), or point DECOMPOSER_HOME elsewhere"
+
+
+def _newer_schema(conn: Connection, stored: str) -> str:
+    by = None
+    if inspect(conn).has_table("store_info"):
+        by = conn.execute(
+            text("SELECT value FROM store_info WHERE key = :key"), {"key": WRITTEN_BY}
+        ).scalar()
+    made = f"decomposer {by}" if by else "a newer decomposer"
+    return (
+        f"this store was migrated by {made} (schema {stored}); decomposer {_version()} "
+        f"knows schemas up to {head_revision() or 'its newest'}"
+    )
+
+
+def _record_version(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(StoreInfo).where(StoreInfo.key == WRITTEN_BY))
+        conn.execute(insert(StoreInfo).values(key=WRITTEN_BY, value=_version()))
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("decomposer")
+    except PackageNotFoundError:
+        return "(unknown version)"
 
 
 def _upgrade(engine: Engine, url: str) -> None:
@@ -137,15 +209,26 @@ def _upgrade(engine: Engine, url: str) -> None:
         command.upgrade(cfg, "head")
 
 
-def open_store(url: str, *, upgrade: bool = True) -> Store:
-    engine = make_engine(url)
+_OPEN_HINT = "check DECOMPOSER_DATABASE_URL or DECOMPOSER_HOME"
+
+
+def _cannot_open(url: str, exc: DatabaseError) -> str:
+    """One line: the driver's first line, which names the cause without the SQL or the URL."""
+    reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "unknown error"
+    if "file is not a database" in reason:
+        return f"cannot open the database: {make_url(url).database} is not a SQLite database"
+    return f"cannot open the database ({type(exc.orig).__name__}: {reason})"
+
+
+def open_store(url: str, *, upgrade: bool = True, busy_timeout: float | None = None) -> Store:
+    engine = make_engine(url, busy_timeout)
     try:
         if upgrade:
             migrate(engine, url)
-    except OperationalError as exc:
+    except DatabaseError as exc:
         engine.dispose()
-        raise StoreError(
-            f"cannot open the database ({type(exc.orig).__name__}: {exc.orig})",
-            hint="check DECOMPOSER_DATABASE_URL or DECOMPOSER_HOME",
-        ) from None
+        raise StoreError(_cannot_open(url, exc), hint=_OPEN_HINT) from None
+    except StoreError:
+        engine.dispose()
+        raise
     return Store(engine, sessionmaker(engine, expire_on_commit=False))

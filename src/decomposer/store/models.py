@@ -29,6 +29,16 @@ class Base(DeclarativeBase):
     pass
 
 
+class StoreInfo(Base):
+    """Facts about the store itself: ``schema_written_by`` is the decomposer version that last
+    migrated it, quoted when an older version meets a newer schema."""
+
+    __tablename__ = "store_info"
+
+    key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+
+
 class Tool(Base):
     """A product whose docs are ingested; ``type`` is a ``ToolType``."""
 
@@ -66,6 +76,8 @@ class Document(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     chunk_budget: Mapped[int | None] = mapped_column(Integer, default=None)
     """Token budget the chunks were cut with; NULL (older stores) means DEFAULT_CHUNK_TOKENS."""
+    missing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    """Set when a re-ingest of its folder no longer found its file; NULL while it is there."""
 
     tool: Mapped[Tool] = relationship(back_populates="documents")
     chunks: Mapped[list[Chunk]] = relationship(
@@ -172,6 +184,9 @@ class LLMCall(Base):
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
     outcome: Mapped[str] = mapped_column(String(20))
     error: Mapped[str | None] = mapped_column(Text)
+    rejections: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    """Why the answers Instructor re-asked on failed validation: one cause per failed check
+    (e.g. a contrast checker's ``invented_number``), so rejection rates can be counted."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, DateTime, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -20,6 +20,8 @@ from decomposer.store.models import Base
 
 PREFIX = "dcp_"
 NAME_MAX = 100
+TOUCH_EVERY = timedelta(minutes=1)
+"""How stale ``last_used_at`` may be before a request records its use again."""
 
 
 class ApiToken(Base):
@@ -98,14 +100,23 @@ def revoke_token(session: Session, name_or_id: str, now: datetime) -> TokenInfo:
     return TokenInfo.of(row)
 
 
-def verify_token(session: Session, secret: str, now: datetime) -> TokenInfo | None:
-    """The live token with this secret (its last use recorded), else ``None``."""
+def verify_token(
+    session: Session, secret: str, now: datetime, *, touch: bool = True
+) -> TokenInfo | None:
+    """The live token with this secret, else ``None``; with ``touch`` its last use is recorded,
+    at most once a minute (a write: a script's every GET would otherwise take the write lock;
+    the review server retries without it when the database is busy, so a read request still
+    works while another process holds the lock)."""
     if not secret.startswith(PREFIX):
         return None
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(secret), _live()))
     if row is None:
         return None
-    row.last_used_at = now
+    last = row.last_used_at
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)  # SQLite hands back naive datetimes
+    if touch and (last is None or now - last >= TOUCH_EVERY):
+        row.last_used_at = now
     return TokenInfo.of(row)
 
 

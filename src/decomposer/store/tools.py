@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from decomposer.core.errors import InputError, NotFoundError
 from decomposer.core.text import slugify
-from decomposer.core.vocab import TOOL_TYPES, ToolType
+from decomposer.core.vocab import TOOL_TYPES
 from decomposer.store.models import Capability, Document, Tool
 
 
@@ -59,45 +58,6 @@ def get_tool(session: Session, slug: str) -> Tool:
         )
         raise NotFoundError(f"unknown tool {slug!r}", hint=hint)
     return tool
-
-
-class ToolSummary(BaseModel):
-    """One row of ``decomposer tools``: a tool with its document and capability counts."""
-
-    model_config = ConfigDict(frozen=True)
-
-    slug: str
-    name: str
-    type: ToolType | None
-    vendor: str | None
-    homepage: str | None
-    documents: int
-    capabilities: int
-
-
-def list_tools(session: Session) -> list[ToolSummary]:
-    docs = select(Document.tool_id, func.count().label("n")).group_by(Document.tool_id).subquery()
-    caps = (
-        select(Capability.tool_id, func.count().label("n")).group_by(Capability.tool_id).subquery()
-    )
-    rows = session.execute(
-        select(Tool, func.coalesce(docs.c.n, 0), func.coalesce(caps.c.n, 0))
-        .outerjoin(docs, docs.c.tool_id == Tool.id)
-        .outerjoin(caps, caps.c.tool_id == Tool.id)
-        .order_by(Tool.slug)
-    ).all()
-    return [
-        ToolSummary(
-            slug=tool.slug,
-            name=tool.name,
-            type=tool.type,
-            vendor=tool.vendor,
-            homepage=tool.homepage,
-            documents=n_docs,
-            capabilities=n_caps,
-        )
-        for tool, n_docs, n_caps in rows
-    ]
 
 
 def remove_tool(session: Session, slug: str) -> dict[str, object]:

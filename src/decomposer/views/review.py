@@ -7,6 +7,7 @@ the API's response models, so ``/docs`` shows the shapes the pages use.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -15,8 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from decomposer.core.errors import InputError
-from decomposer.core.vocab import CATEGORIES, STATUSES, CapabilityStatus
+from decomposer.core.vocab import CATEGORIES, ROW_ID_MAX, STATUSES, CapabilityStatus, Provenance
 from decomposer.core.vocab import PENDING_STATUSES as PENDING
+from decomposer.extraction.grounding import find_quote
 from decomposer.review.diff import word_diff
 from decomposer.review.queries import (
     EventView,
@@ -31,7 +33,7 @@ from decomposer.review.queries import (
 )
 from decomposer.store.models import Capability, Document, Evidence, Tool
 from decomposer.store.review_models import CapabilityProposal
-from decomposer.store.tools import ToolSummary, list_tools
+from decomposer.store.summaries import ToolSummary, list_tools
 from decomposer.views.capabilities import CapabilityRecord, capability_fields, capability_record
 
 
@@ -120,6 +122,8 @@ class DocumentView(_Frozen):
     tool: str | None
     pieces: list[Piece]
     link: str | None
+    missing_since: datetime | None = None
+    """When a re-ingest of its folder last found its file gone (None: it is there)."""
 
 
 def tools_overview(session: Session) -> list[ToolOverview]:
@@ -141,8 +145,8 @@ def queue_filter(
     """The queue's URL parameters as a filter; ``status`` may also be pending, changed or all.
 
     ``evidence`` (``found``/``missing``): whether the capability's quotes were found in its
-    documents. ``provenance`` (``docs``/``editor``): whether its text is as extracted from the
-    docs or a person edited it.
+    documents. ``provenance`` (``docs``/``editor``/``contrast``): whether its text is as extracted
+    from the docs, a person edited it, or a model-written line waits for its review.
     """
     f = Filter(tool=tool)
     if status == "pending":
@@ -168,12 +172,16 @@ def queue_filter(
             raise InputError(
                 f"unknown provenance {provenance!r}", hint=f"use {' or '.join(PROVENANCES)}"
             )
-        f.edited = provenance == "editor"
+        if provenance == "contrast":
+            f.contrast = True
+        else:
+            f.edited = provenance == "editor"
     return f
 
 
-PROVENANCES = ("docs", "editor")
-"""Where a capability's text comes from: as extracted from the docs, or edited by a person."""
+PROVENANCES = (Provenance.DOCS, Provenance.EDITOR, Provenance.CONTRAST)
+"""Where a capability's text comes from: as extracted from the docs, edited by a person, or a
+model-written vs-alternatives line (``decomposer contrast``) that waits for review."""
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 PAGE_SIZES = (25, 50, 100, 200)
 """The page sizes the queue page offers."""
@@ -307,18 +315,34 @@ def capability_detail(session: Session, cap_id: str) -> CapabilityDetail:
     )
 
 
+def spans_quote(text: str, ev: Evidence) -> bool:
+    """Whether ``ev``'s offsets cover its quote in ``text`` (the document as stored now): the
+    quote is found, as grounding finds it, in a window around them and overlaps them.
+
+    Re-ingest moves or clears offsets (``ingest.reground``); this guards the highlight against
+    offsets written before that existed, or by any other path: a span that does not hold the
+    quote is shown as not in the current version, never highlighted."""
+    start, end = ev.start, ev.end
+    if start is None or end is None or not 0 <= start < end <= len(text):
+        return False
+    low = max(0, start - len(ev.quote))
+    found = find_quote(ev.quote, text[low : end + len(ev.quote)])
+    return found is not None and found.start + low < end and found.end + low > start
+
+
 def _evidence(ev: Evidence) -> EvidenceDetail:
     doc = ev.document
     context = None
-    if doc is not None and ev.start is not None and ev.end is not None:
+    placed = doc is not None and spans_quote(doc.text, ev)
+    if doc is not None and placed and ev.start is not None and ev.end is not None:
         context = QuoteContext(**evidence_context(doc.text, ev.start, ev.end))
     return EvidenceDetail(
         id=ev.id,
         quote=ev.quote,
         grounded=ev.grounded,
         score=ev.score,
-        start=ev.start,
-        end=ev.end,
+        start=ev.start if placed else None,
+        end=ev.end if placed else None,
         document_id=doc.id if doc else None,
         document=doc.source if doc else None,
         document_title=doc.title if doc else None,
@@ -366,6 +390,8 @@ def previous_pending(session: Session, cap: Capability) -> str | None:
 
 def document_view(session: Session, doc_id: int, cap_id: str | None) -> DocumentView | None:
     """A document's text split into plain and highlighted pieces (evidence spans)."""
+    if not 1 <= doc_id <= ROW_ID_MAX:
+        return None
     doc = session.get(Document, doc_id)
     if doc is None:
         return None
@@ -381,7 +407,7 @@ def document_view(session: Session, doc_id: int, cap_id: str | None) -> Document
     pos = 0
     for ev in session.scalars(q):
         start, end = ev.start or 0, ev.end or 0
-        if start < pos or end <= start:
+        if start < pos or end <= start or not spans_quote(doc.text, ev):
             continue
         pieces.append(Piece(text=doc.text[pos:start], mark=None))
         pieces.append(
@@ -397,4 +423,5 @@ def document_view(session: Session, doc_id: int, cap_id: str | None) -> Document
         tool=tool.slug if tool else None,
         pieces=pieces,
         link=doc.source if doc.source.startswith(("http://", "https://")) else None,
+        missing_since=doc.missing_since,
     )

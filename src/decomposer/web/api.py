@@ -132,8 +132,9 @@ def capabilities(
     per_page: int | None = None,
 ) -> list[QueueItem]:
     """Capabilities by filter; ``status`` is a status, ``pending``, ``changed`` or ``all``;
-    ``evidence`` is ``found`` or ``missing``; ``provenance`` is ``docs`` or ``editor`` (a
-    person edited its text); ``q`` searches id, name, description and tool.
+    ``evidence`` is ``found`` or ``missing``; ``provenance`` is ``docs``, ``editor`` (a person
+    edited its text) or ``contrast`` (a model-written line waits for review); ``q`` searches id,
+    name, description and tool.
     With ``per_page`` one page (``X-Total-Count`` and ``X-Pages`` headers say how many)."""
     api_user(request)
     f = queue_filter(tool, status, category, ungrounded, evidence, provenance)

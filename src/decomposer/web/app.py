@@ -1,4 +1,5 @@
-"""The web app factory: routers, static files, session and security-header middleware.
+"""The web app factory: routers, static files, session and security-header middleware, the
+request body limit, and the store opened with the web's short busy timeout.
 
 Creating the app and serving the review pages loads no model SDK: routes that need the
 comparator import it when called.
@@ -16,6 +17,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from decomposer.core.clock import Clock, utcnow
 from decomposer.core.config import Settings
 from decomposer.store import Store, open_store
 from decomposer.web.api import router as api_router
@@ -23,16 +25,22 @@ from decomposer.web.bulk import api as bulk_api
 from decomposer.web.bulk import router as bulk_router
 from decomposer.web.pages import install_handlers
 from decomposer.web.pages import router as pages_router
-from decomposer.web.security import HERE, SESSION_HOURS, UISettings
+from decomposer.web.security import HERE, SESSION_HOURS, SecureCookiesOnHttps, UISettings
+from decomposer.web.throttle import LoginThrottle
 
 
 def create_app(
-    settings: Settings, ui: UISettings | None = None, store: Store | None = None
+    settings: Settings,
+    ui: UISettings | None = None,
+    store: Store | None = None,
+    clock: Clock = utcnow,
 ) -> FastAPI:
-    """The app; ``store`` is opened from ``settings`` (and closed at shutdown) unless given."""
+    """The app; ``store`` is opened from ``settings`` (and closed at shutdown) unless given,
+    its writes waiting at most ``settings.web_busy_timeout`` for another process's lock.
+    ``clock`` times the login throttle."""
     ui = ui or UISettings(secret=secrets.token_urlsafe(32))
     own_store = store is None
-    the_store = store or open_store(settings.database_url)
+    the_store = store or open_store(settings.database_url, busy_timeout=settings.web_busy_timeout)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -48,10 +56,15 @@ def create_app(
         "mutations need its CSRF token in X-CSRF-Token (GET /api/session gives it).",
         version="1",
         lifespan=lifespan,
+        # Request bodies are counted as they arrive, before any handler or form parser reads
+        # them; over the limit (or a declared Content-Length over it) -> 413. FastAPI's own
+        # limiter: it also unwraps the error from Starlette's middleware task groups.
+        max_body_size=settings.max_request_bytes,
     )
     app.state.store = the_store
     app.state.settings = settings
     app.state.ui = ui
+    app.state.throttle = LoginThrottle(clock)
 
     app.include_router(bulk_api)  # before /api/capabilities/{cap_id}
     app.include_router(api_router)
@@ -90,6 +103,8 @@ def create_app(
         same_site="strict",
         https_only=ui.secure_cookie,
     )
+    if not ui.secure_cookie:
+        app.add_middleware(SecureCookiesOnHttps)
     if ui.allowed_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(ui.allowed_hosts))
     return app

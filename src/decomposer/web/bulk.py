@@ -13,6 +13,8 @@ from typing import Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from decomposer.core.clock import utcnow
 from decomposer.core.errors import ConflictError, InputError
@@ -91,8 +93,13 @@ def parse_items(values: Sequence[str]) -> list[tuple[str, int]]:
 
 @router.post("/bulk")
 async def bulk_form(request: Request) -> Response:
-    """First post: the confirm page; with ``confirm=yes``: apply, then back to the queue."""
+    """First post: the confirm page; with ``confirm=yes``: apply, then back to the queue.
+    The form is read here; store work runs in the thread pool."""
     form = await request.form()
+    return await run_in_threadpool(_bulk_form, request, form)
+
+
+def _bulk_form(request: Request, form: FormData) -> Response:
     if not csrf_ok(request, _str(form.get("csrf_token"))):
         return render(request, "error.html", status_code=403, message="Invalid CSRF token.")
     who = current_user(request)

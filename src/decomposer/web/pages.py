@@ -10,6 +10,9 @@ from urllib.parse import quote, urlencode
 import jinja2
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.exc import OperationalError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from decomposer.core.clock import utcnow
@@ -22,6 +25,7 @@ from decomposer.store import Store
 from decomposer.views import review as views
 from decomposer.views.review import PAGE_SIZES, format_fact, queue_filter
 from decomposer.views.tools import tool_detail
+from decomposer.web.busy import BUSY_MESSAGE, is_busy, retry_after
 from decomposer.web.markdown import render_context
 from decomposer.web.security import (
     HERE,
@@ -35,6 +39,7 @@ from decomposer.web.security import (
     reviewer,
     safe_next,
 )
+from decomposer.web.throttle import TooManyAttempts
 
 router = APIRouter(include_in_schema=False)
 env = jinja2.Environment(
@@ -119,6 +124,32 @@ def install_handlers(app: FastAPI) -> None:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": str(exc)}, status_code=status)
         return render(request, "error.html", status_code=status, message=str(exc))
+
+    @app.exception_handler(TooManyAttempts)
+    async def _throttled(request: Request, exc: TooManyAttempts) -> Response:
+        headers = {"Retry-After": str(exc.retry_after_s)}
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": str(exc)}, status_code=429, headers=headers)
+        page = render(
+            request,
+            "login.html",
+            status_code=429,
+            next="/",
+            token_required=request.app.state.ui.token is not None,
+            error=str(exc),
+        )
+        page.headers.update(headers)
+        return page
+
+    @app.exception_handler(OperationalError)
+    async def _busy(request: Request, exc: OperationalError) -> Response:
+        if not is_busy(exc):
+            raise exc
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": BUSY_MESSAGE}, status_code=503, headers=retry_after())
+        page = render(request, "error.html", status_code=503, message=BUSY_MESSAGE)
+        page.headers.update(retry_after())
+        return page
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -220,21 +251,62 @@ def queue_page(
 @router.get("/capabilities/{cap_id}")
 def capability_page(request: Request, cap_id: str) -> HTMLResponse:
     current_user(request)
+    from decomposer.contrast.lines import line_for
+
     with _store(request).transaction() as session:
         cap = views.capability_detail(session, cap_id)
+        contrast = line_for(session, cap_id)
     return render(
         request,
         "capability.html",
         cap=cap,
+        contrast=contrast,
         categories=CATEGORIES,
         problem=None,
         keys=CAPABILITY_KEYS,
     )
 
 
+@router.post("/contrast/{line_id}/review")
+async def contrast_review_form(request: Request, line_id: int) -> Response:
+    """Approve, reject or edit a model-written vs-alternatives line (``contrast.lines``)."""
+    from decomposer.contrast.lines import get_line, review_line
+
+    form = await request.form()
+    if not csrf_ok(request, _str(form.get("csrf_token"))):
+        return render(request, "error.html", status_code=403, message="Invalid CSRF token.")
+    who = current_user(request)
+    action = _str(form.get("action")) or ""
+    store = _store(request)
+    with store.transaction() as session:
+        cap_id = get_line(session, line_id).capability_id
+    try:
+        with store.transaction() as session:
+            review_line(
+                session,
+                line_id,
+                action,
+                reviewer=who,
+                now=utcnow(),
+                text=_str(form.get("text")),
+                note=_str(form.get("note")),
+            )
+        request.session["flash"] = f"contrast line {line_id}: {action} done"
+    except InputError as exc:
+        if isinstance(exc, NotFoundError):
+            raise
+        request.session["flash"] = f"contrast line {line_id}: not done — {exc}"
+    return redirect(f"/capabilities/{quote(cap_id)}#contrast")
+
+
 @router.post("/capabilities/{cap_id}/review")
 async def review_form(request: Request, cap_id: str) -> Response:
+    """The form is read here; the review (store reads and writes) runs in the thread pool."""
     form = await request.form()
+    return await run_in_threadpool(_review_form, request, cap_id, form)
+
+
+def _review_form(request: Request, cap_id: str, form: FormData) -> Response:
     if not csrf_ok(request, _str(form.get("csrf_token"))):
         return render(request, "error.html", status_code=403, message="Invalid CSRF token.")
     who = current_user(request)

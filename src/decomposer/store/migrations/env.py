@@ -5,6 +5,8 @@ from sqlalchemy import create_engine
 
 from decomposer.store import batch_models as _batch_models  # noqa: F401
 from decomposer.store import catalogue_models as _catalogue_models  # noqa: F401
+from decomposer.store import contrast_models as _contrast_models  # noqa: F401
+from decomposer.store import eval_models as _eval_models  # noqa: F401
 from decomposer.store import match_models as _match_models  # noqa: F401
 from decomposer.store import review_models as _review_models  # noqa: F401
 from decomposer.store import tokens as _tokens  # noqa: F401
