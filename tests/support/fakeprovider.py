@@ -37,6 +37,8 @@ class FakeConfig:
     latency_ms: float = 100.0
     latency_p99_ms: float = 400.0
     seed: int = 7
+    jitter_ms: float | None = None
+    """When set, latency is uniform in ``latency_ms ± jitter_ms`` instead of log-normal."""
 
 
 @dataclass
@@ -49,6 +51,8 @@ class FakeState:
     ok: int = 0
     throttled: int = 0
     accepted_at: list[float] = field(default_factory=list)
+    in_flight: int = 0
+    peak_in_flight: int = 0
 
     def admit(self, now: float, cost: int) -> float | None:
         """``None`` when the request fits the limits, else seconds until it would."""
@@ -68,7 +72,11 @@ class FakeState:
         return None
 
     def latency(self) -> float:
-        """Log-normal with the configured median and 99th percentile, in seconds."""
+        """Log-normal with the configured median and 99th percentile (or uniform within the
+        jitter), in seconds."""
+        if self.config.jitter_ms is not None:
+            low = max(0.0, self.config.latency_ms - self.config.jitter_ms)
+            return self.rng.uniform(low, self.config.latency_ms + self.config.jitter_ms) / 1000
         median = self.config.latency_ms / 1000
         p99 = max(self.config.latency_p99_ms / 1000, median)
         sigma = math.log(p99 / median) / 2.326 if p99 > median else 0.0
@@ -83,6 +91,14 @@ def create_app(config: FakeConfig | None = None) -> FastAPI:
     async def complete(request: Request) -> JSONResponse:
         body: dict[str, Any] = await request.json()
         state.requests += 1
+        state.in_flight += 1
+        state.peak_in_flight = max(state.peak_in_flight, state.in_flight)
+        try:
+            return await answer(body)
+        finally:
+            state.in_flight -= 1
+
+    async def answer(body: dict[str, Any]) -> JSONResponse:
         prompt_tokens = estimate_tokens(json.dumps(body.get("messages", [])))
         wait = state.admit(time.monotonic(), prompt_tokens + 200)
         if wait is not None:
@@ -106,6 +122,7 @@ def create_app(config: FakeConfig | None = None) -> FastAPI:
             "ok": state.ok,
             "throttled": state.throttled,
             "accepted_at": state.accepted_at,
+            "peak_in_flight": state.peak_in_flight,
         }
 
     return app
@@ -185,8 +202,11 @@ def main() -> None:
     parser.add_argument("--tpm", type=int)
     parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument("--latency-p99-ms", type=float, default=400.0)
+    parser.add_argument("--jitter-ms", type=float, help="uniform latency ± this, not log-normal")
     args = parser.parse_args()
-    config = FakeConfig(args.rps, args.tpm, args.latency_ms, args.latency_p99_ms)
+    config = FakeConfig(
+        args.rps, args.tpm, args.latency_ms, args.latency_p99_ms, jitter_ms=args.jitter_ms
+    )
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
 
 

@@ -2,7 +2,9 @@
 
 Limits are counted with the ``limits`` library (moving windows) in memory, or in Redis when
 several worker processes or hosts must share one budget. The limiter sits in the HTTP transport,
-so every request — first attempts, retries and Instructor's re-asks alike — passes through it.
+so every request — first attempts, retries and Instructor's re-asks alike — passes through it;
+below it, each request's time on the wire, 429 or timeout is reported to the job's concurrency
+slot (``providers.inflight``).
 Tokens are estimated before a request and corrected with the provider's reported usage after.
 Requests are spaced evenly (at 98% of the rps limit) rather than sent in bursts. A 429 makes this
 process back off: it waits out ``Retry-After`` and slows its pace by 10%, which then recovers
@@ -28,6 +30,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from decomposer.core.errors import ConfigError
 from decomposer.core.tokens import estimate_tokens
 from decomposer.providers.base import retry_after
+from decomposer.providers.inflight import current_slot
 
 Sleep = Callable[[float], Awaitable[None]]
 HEADROOM = 0.98
@@ -164,13 +167,23 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
             return await self.inner.handle_async_request(request)
         estimated = estimate_request_tokens(request.content)
         await self.limiter.acquire(estimated)
-        response = await self.inner.handle_async_request(request)
+        slot = current_slot()
+        ticket = slot.sent(estimated)
+        try:
+            response = await self.inner.handle_async_request(request)
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError):
+            slot.timed_out(ticket)
+            raise
         if response.status_code == 429:
+            slot.answered(ticket, 429, None)
             self.limiter.throttle(retry_after(response.headers))
             return response
+        used = None
         if response.status_code == 200:
             await response.aread()
-            await self.limiter.settle(estimated, _used_tokens(response.content))
+            used = _used_tokens(response.content)
+            await self.limiter.settle(estimated, used)
+        slot.answered(ticket, response.status_code, used or None)
         return response
 
     async def aclose(self) -> None:
