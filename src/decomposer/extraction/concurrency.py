@@ -5,8 +5,9 @@ per second with ``W`` seconds on the wire needs ``λ × W`` requests in flight; 
 ``⌈λ × W × HEADROOM⌉ + SPARE`` jobs going (the spare covers a job's own store work), with ``W``
 the larger of the smoothed answered latency and twice the mean age of the requests still out (so
 a slow-down shows before its answers do, and a run's first seconds are not starved). On a 429 or
-a timeout it halves, at most once per round trip, and grows back by one per round trip of
-successes (AIMD). ``--concurrency N`` pins the number; without any limit it stays at the default.
+a timeout it halves, at most once per round trip and not below the fraction of the limit the
+provider still admits, and grows back by one slot per round trip of successes (AIMD).
+``--concurrency N`` pins the number; without any limit it stays at the default.
 
 ``Controller`` is a pure object driven by an injected clock and the transports' events;
 ``Gate`` is the adjustable semaphore jobs hold, and ``JobSlot`` is one job's view of both, bound
@@ -52,14 +53,20 @@ class Controller:
     minimum: int = 1
     maximum: int = DEFAULT_MAX_CONCURRENCY
     latency_s: float | None = None
+    job_s: float | None = None
+    """Smoothed time a job keeps its slot busy per request it sends: the wire time plus its
+    own work (claim, cache, call log, parsing), less waits for the limiter and back-offs."""
     tokens: float | None = None
-    cap: float | None = None
-    """The AIMD ceiling after a 429 or timeout; ``None`` while nothing was cut."""
+    scale: float = 1.0
+    """The AIMD factor on the target: halved on trouble, grown back by one slot per round
+    trip of successes; 1.0 while nothing is cut."""
     cuts: int = 0
     _out: dict[int, float] = field(default_factory=dict)
     _tickets: int = 0
     _last_cut: float | None = None
     _answers: deque[float] = field(default_factory=deque)
+    _sends: deque[float] = field(default_factory=deque)
+    _refusals: deque[float] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
         if self.pinned is not None and self.pinned < 1:
@@ -80,38 +87,46 @@ class Controller:
 
     def sent(self, tokens: int) -> int:
         self._tickets += 1
-        self._out[self._tickets] = self.clock()
+        now = self.clock()
+        self._out[self._tickets] = now
+        self._sends.append(now)
         if self.tokens is None:
             self.tokens = float(max(1, tokens))
         return self._tickets
 
     def answered(self, ticket: int, tokens: int | None = None) -> None:
-        """A 200: its latency and tokens feed the averages; a cut ceiling grows by 1/ceiling,
-        one slot per round trip of successes."""
+        """A 200: its latency and tokens feed the averages; a cut grows back by one slot per
+        round trip (``1 / target`` of the factor per ``limit`` successes)."""
         started = self._out.pop(ticket, None)
         now = self.clock()
-        self._count_answer(now)
+        self._answers.append(now)
         if started is not None:
             self.latency_s = _smooth(self.latency_s, now - started)
         if tokens:
             self.tokens = _smooth(self.tokens, float(tokens))
-        if self.cap is not None:
-            self.cap += 1 / max(1.0, self.cap)
-            if self.cap >= self.maximum:
-                self.cap = None
+        if self.scale < 1.0:
+            target = max(1.0, self._target())
+            self.scale = min(1.0, self.scale + 1 / (target * max(1.0, target * self.scale)))
 
     def throttled(self, ticket: int) -> None:
-        """A 429: the provider counts more than we do (another client, a tighter limit)."""
+        """A 429: the provider counts more than we do (jitter, another client, a lower limit)."""
         self._out.pop(ticket, None)
+        self._refusals.append(self.clock())
         self._cut()
 
     def timed_out(self, ticket: int) -> None:
         self._out.pop(ticket, None)
+        self._refusals.append(self.clock())
         self._cut()
 
     def failed(self, ticket: int) -> None:
         """Another error answer (a 5xx, a 400): no signal about capacity."""
         self._out.pop(ticket, None)
+
+    def job_done(self, busy_s: float, requests: int) -> None:
+        """A job gave its slot back after ``busy_s`` of its own time and ``requests`` sent."""
+        if requests > 0:
+            self.job_s = _smooth(self.job_s, busy_s / requests)
 
     @property
     def rate_limit(self) -> float | None:
@@ -126,43 +141,58 @@ class Controller:
 
     @property
     def wire_s(self) -> float | None:
-        """``W``: the smoothed latency, or twice the mean age of the requests out if larger."""
+        """``W``: the smoothed latency, or twice the mean age of the requests out, or the time
+        a job is busy per request, whichever is largest."""
         now = self.clock()
         ages = [now - t for t in self._out.values()]
         out = 2 * sum(ages) / len(ages) if ages else 0.0
         if self.latency_s is None and not out:
             return None
-        return max(self.latency_s or 0.0, out)
+        return max(self.latency_s or 0.0, out, self.job_s or 0.0)
 
     @property
     def limit(self) -> int:
         """Jobs allowed in flight now."""
         if self.pinned is not None:
             return self.pinned
-        target: float = self.initial
+        return max(self.minimum, min(self.maximum, math.ceil(self._target() * self.scale - 1e-6)))
+
+    def _target(self) -> float:
+        """Little's law before any cut: ``⌈λ × W × HEADROOM⌉ + SPARE`` (at least the initial
+        number until the first answer), or the initial number when no limit is known."""
         rate, wire = self.rate_limit, self.wire_s
-        if self.adaptive and rate is not None and wire is not None:
-            little = math.ceil(rate * wire * HEADROOM - 1e-6) + SPARE
-            target = little if self.latency_s is not None else max(self.initial, little)
-        if self.cap is not None:
-            target = min(target, self.cap)
-        return max(self.minimum, min(self.maximum, int(target)))
+        if not self.adaptive or rate is None or wire is None:
+            return float(self.initial)
+        little = math.ceil(rate * wire * HEADROOM - 1e-6) + SPARE
+        return float(little if self.latency_s is not None else max(self.initial, little))
 
     def rate(self) -> float:
         """Requests answered per second over the trailing window (or since the first)."""
         now = self.clock()
-        while self._answers and self._answers[0] < now - RATE_WINDOW_S:
-            self._answers.popleft()
+        _trim(self._answers, now)
         if len(self._answers) < 2:
             return 0.0
-        span = min(RATE_WINDOW_S, now - self._answers[0])
+        span = now - max(self._answers[0], now - RATE_WINDOW_S)
         return len(self._answers) / span if span > 0 else 0.0
 
-    def _count_answer(self, now: float) -> None:
-        self._answers.append(now)
+    def admitted(self) -> float:
+        """Requests/s the provider took (sent, less those refused) over the trailing window,
+        or since the first request."""
+        now = self.clock()
+        _trim(self._sends, now)
+        _trim(self._refusals, now)
+        if not self._sends:
+            return 0.0
+        span = now - max(self._sends[0], now - RATE_WINDOW_S)
+        taken = len(self._sends) - len(self._refusals)
+        return max(0, taken) / span if span > 0 else 0.0
 
     def _cut(self) -> None:
-        """Halve, but once per round trip: a burst of 429s is one signal, not ten."""
+        """Halve, but once per round trip (a burst of 429s is one signal, not ten), and never
+        below the fraction of the limit the provider still admits: with a known limit a stray
+        429 is mostly arrival jitter, which the rate limiter's own back-off absorbs, and a
+        deeper cut would only lose rate. When the provider really takes less than the limit,
+        the admitted rate falls and the cut follows it."""
         if self.pinned is not None:
             return
         now = self.clock()
@@ -171,7 +201,15 @@ class Controller:
             return
         self._last_cut = now
         self.cuts += 1
-        self.cap = max(float(self.minimum), self.limit / 2)
+        rate = self.rate_limit
+        kept = min(1.0, self.admitted() / rate) if self.adaptive and rate else 0.0
+        floor = self.minimum / max(1.0, self._target())
+        self.scale = max(floor, self.scale / 2, min(self.scale, kept))
+
+
+def _trim(stamps: deque[float], now: float) -> None:
+    while stamps and stamps[0] < now - RATE_WINDOW_S:
+        stamps.popleft()
 
 
 def _smooth(average: float | None, value: float) -> float:
@@ -268,18 +306,33 @@ class Gate:
 @dataclass
 class JobSlot:
     """One job's hold on the gate: reports its requests to the controller, and gives the gate
-    back while it backs off (``paused``). Created holding (the dispatcher acquired for it)."""
+    back while it backs off (``paused``). Created holding (the dispatcher acquired for it); on
+    ``done`` it reports the time it kept the slot busy, less limiter waits and pauses."""
 
     gate: Gate
     holding: bool = True
     pauses: int = 0
+    requests: int = 0
+    _idle_s: float = 0.0
+    _queued_at: float | None = None
+    _started: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._started = self.controller.clock()
 
     @property
     def controller(self) -> Controller:
         return self.gate.controller
 
+    def queued(self) -> None:
+        self._queued_at = self.controller.clock()
+
     def sent(self, tokens: int) -> int:
         ticket = self.controller.sent(tokens)
+        self.requests += 1
+        if self._queued_at is not None:
+            self._idle_s += self.controller.clock() - self._queued_at
+            self._queued_at = None
         self.gate.notify()
         return ticket
 
@@ -299,12 +352,21 @@ class JobSlot:
     @asynccontextmanager
     async def paused(self) -> AsyncIterator[None]:
         self.pauses += 1
-        self.done()
+        self._release()
+        since = self.controller.clock()
         yield
         await self.gate.acquire(resuming=True)
+        self._idle_s += self.controller.clock() - since
         self.holding = True
 
     def done(self) -> None:
+        """The job is over: report its busy time and give the gate back."""
+        if self.requests:
+            busy = self.controller.clock() - self._started - self._idle_s
+            self.controller.job_done(max(0.0, busy), self.requests)
+        self._release()
+
+    def _release(self) -> None:
         """Give the gate back (once; a cancelled pause has already)."""
         if self.holding:
             self.holding = False

@@ -1,5 +1,5 @@
 """What the HTTP transports tell the concurrency controller of the job they serve: each request
-sent and answered (with its latency measured on the wire, not in the rate limiter's queue), 429s
+queued for the rate limiter, sent and answered (with its latency on the wire), 429s
 and timeouts, and the back-off pauses during which a request gives its concurrency slot back.
 
 The slot is bound to the calling task (a context variable), so the transports stay ignorant of
@@ -16,6 +16,10 @@ from typing import Protocol
 
 class Slot(Protocol):
     """One job's concurrency slot, as the transports report to it."""
+
+    def queued(self) -> None:
+        """A request starts waiting for the rate limiter (time the job is not busy)."""
+        ...
 
     def sent(self, tokens: int) -> int:
         """A request left (after the rate limiter let it); returns a ticket for its answer."""
@@ -37,6 +41,9 @@ class Slot(Protocol):
 
 class NoSlot:
     """Outside a controlled run: nothing to report, nothing to give back."""
+
+    def queued(self) -> None:
+        return None
 
     def sent(self, tokens: int) -> int:
         return 0

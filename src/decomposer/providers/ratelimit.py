@@ -135,7 +135,7 @@ class RateLimiter:
             now = self.clock()
             # Keep to the schedule (a late wake-up is made up on the next gap), but after a
             # stall catch up by at most half a gap, never with a burst.
-            start = max(self._last_start + gap, now - gap / 2) if self._started else now
+            start = max(self._last_start + gap, now - gap / 8) if self._started else now
             if start > now:
                 await self.sleep(start - now)
             self._last_start, self._started = start, True
@@ -166,8 +166,9 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
         if not _is_completion(request):
             return await self.inner.handle_async_request(request)
         estimated = estimate_request_tokens(request.content)
-        await self.limiter.acquire(estimated)
         slot = current_slot()
+        slot.queued()
+        await self.limiter.acquire(estimated)
         ticket = slot.sent(estimated)
         try:
             response = await self.inner.handle_async_request(request)
