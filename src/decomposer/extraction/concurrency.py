@@ -2,9 +2,10 @@
 
 With a requests/second (or tokens/minute) limit, Little's law says a limiter fed at ``λ`` requests
 per second with ``W`` seconds on the wire needs ``λ × W`` requests in flight; ``Controller`` keeps
-``⌈λ × W × HEADROOM⌉ + SPARE`` jobs going (the spare covers a job's own store work), with ``W``
-the larger of the smoothed answered latency and twice the mean age of the requests still out (so
-a slow-down shows before its answers do, and a run's first seconds are not starved). On a 429 or
+``⌈λ × W × HEADROOM⌉ + SPARE`` jobs going, with ``W`` the largest of the smoothed answered
+latency, twice the mean age of the requests still out (so a slow-down shows before its answers
+do, and a run's first seconds are not starved) and the time a job keeps its slot busy per request
+(its own store and parsing work included, waits for the limiter and back-offs excluded). On a 429 or
 a timeout it halves, at most once per round trip and not below the fraction of the limit the
 provider still admits, and grows back by one slot per round trip of successes (AIMD).
 ``--concurrency N`` pins the number; without any limit it stays at the default.
