@@ -93,6 +93,7 @@ class Outcome:
     peak_rss_mib: float = 0.0
     server_rps: float | None = None
     peak_in_flight: int = 0
+    cpu_s: float = 0.0
     notes: list[str] = field(default_factory=list)
 
 
@@ -401,7 +402,9 @@ def child(args: argparse.Namespace) -> None:
     out.peak_in_flight = int(stats.get("peak_in_flight", 0))
     if int(stats["ok"]) != out.ok:
         out.notes.append(f"server answered {stats['ok']} requests with 200")
-    out.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out.peak_rss_mib = usage.ru_maxrss / 1024
+    out.cpu_s = usage.ru_utime + usage.ru_stime
     print(json.dumps(asdict(out)))
 
 
@@ -458,6 +461,7 @@ def row(out: Outcome, rps: float) -> str:
         f"{p50:.0f}" if p50 is not None else "–",
         f"{p99:.0f}" if p99 is not None else "–",
         f"{out.peak_rss_mib:.0f}",
+        f"{out.cpu_s * 1000 / out.requests:.0f}" if out.requests else "–",
     ]
     return "| " + " | ".join(cells) + " |"
 
@@ -496,6 +500,7 @@ def parent(args: argparse.Namespace, argv: list[str]) -> None:
         "p50 ms",
         "p99 ms",
         "peak RSS MiB",
+        "child CPU ms/request (with set-up)",
     )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
