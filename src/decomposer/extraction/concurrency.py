@@ -91,6 +91,7 @@ class Controller:
         now = self.clock()
         self._out[self._tickets] = now
         self._sends.append(now)
+        _trim(self._sends, now)
         if self.tokens is None:
             self.tokens = float(max(1, tokens))
         return self._tickets
@@ -101,6 +102,7 @@ class Controller:
         started = self._out.pop(ticket, None)
         now = self.clock()
         self._answers.append(now)
+        _trim(self._answers, now)
         if started is not None:
             self.latency_s = _smooth(self.latency_s, now - started)
         if tokens:
@@ -113,11 +115,13 @@ class Controller:
         """A 429: the provider counts more than we do (jitter, another client, a lower limit)."""
         self._out.pop(ticket, None)
         self._refusals.append(self.clock())
+        _trim(self._refusals, self.clock())
         self._cut()
 
     def timed_out(self, ticket: int) -> None:
         self._out.pop(ticket, None)
         self._refusals.append(self.clock())
+        _trim(self._refusals, self.clock())
         self._cut()
 
     def failed(self, ticket: int) -> None:
