@@ -351,3 +351,22 @@ def test_requeue_stale_from_the_command_line(cli, store, settings):
     with store.transaction() as s:
         states = [j.state for j in s.scalars(select(Job).order_by(Job.position))]
     assert states == ["queued", "running", "queued"]
+
+
+def test_a_worker_loads_only_its_jobs_chunks(pages, settings):
+    """A Celery task reads its own job's chunks, the same ones the whole run's inputs hold."""
+    from decomposer.calls.prompts import load_prompt
+    from decomposer.extraction.inputs import load_inputs, load_job
+    from decomposer.extraction.run import plan_run
+    from decomposer.providers.base import ProviderConfig
+
+    store = open_store(settings.database_url)
+    cfg = ProviderConfig("mistral", "mistral-small-latest", "json_schema")
+    run_id = plan_run(store, cfg, load_prompt(), "acme", pack_tokens=1, now=datetime.now(UTC))
+    with store.transaction() as s:
+        whole = load_inputs(s, run_id)
+        for job_id, group in whole.groups.items():
+            name, mine = load_job(s, run_id, job_id)
+            assert name == "Acme"
+            assert [(c.id, src) for c, src in mine] == [(c.id, src) for c, src in group]
+    store.dispose()

@@ -75,6 +75,7 @@ def test_help_values_match_their_owners():
     from decomposer.calls.caller import RetryPolicy
     from decomposer.cli import choices
     from decomposer.extraction.batch import Backoff
+    from decomposer.extraction.concurrency import DEFAULT_MAX_CONCURRENCY
     from decomposer.extraction.jobs import STATES
     from decomposer.matching.embed import EMBEDDERS, LEXICAL_THRESHOLDS
     from decomposer.matching.match import run_match
@@ -92,6 +93,7 @@ def test_help_values_match_their_owners():
     assert tuple(PROVIDERS) == choices.PROVIDERS
     assert RetryPolicy.attempts == choices.RETRY_ATTEMPTS
     assert Backoff.deadline_s == choices.BATCH_WAIT_S
+    assert DEFAULT_MAX_CONCURRENCY == choices.MAX_CONCURRENCY
     assert tuple(EMBEDDERS) == choices.EMBEDDERS
     assert (LEXICAL_THRESHOLDS.align, LEXICAL_THRESHOLDS.match) == (
         choices.LEXICAL_ALIGN,

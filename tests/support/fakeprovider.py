@@ -42,6 +42,8 @@ class FakeConfig:
     latency_p99_ms: float = 400.0
     seed: int = 7
     hostile_rate: float = 0.0
+    jitter_ms: float | None = None
+    """When set, latency is uniform in ``latency_ms ± jitter_ms`` instead of log-normal."""
 
 
 @dataclass
@@ -55,6 +57,8 @@ class FakeState:
     throttled: int = 0
     accepted_at: list[float] = field(default_factory=list)
     faults: int = 0
+    in_flight: int = 0
+    peak_in_flight: int = 0
 
     def admit(self, now: float, cost: int) -> float | None:
         """``None`` when the request fits the limits, else seconds until it would."""
@@ -74,7 +78,11 @@ class FakeState:
         return None
 
     def latency(self) -> float:
-        """Log-normal with the configured median and 99th percentile, in seconds."""
+        """Log-normal with the configured median and 99th percentile (or uniform within the
+        jitter), in seconds."""
+        if self.config.jitter_ms is not None:
+            low = max(0.0, self.config.latency_ms - self.config.jitter_ms)
+            return self.rng.uniform(low, self.config.latency_ms + self.config.jitter_ms) / 1000
         median = self.config.latency_ms / 1000
         p99 = max(self.config.latency_p99_ms / 1000, median)
         sigma = math.log(p99 / median) / 2.326 if p99 > median else 0.0
@@ -89,6 +97,14 @@ def create_app(config: FakeConfig | None = None) -> FastAPI:
     async def complete(request: Request) -> JSONResponse:
         body: dict[str, Any] = await request.json()
         state.requests += 1
+        state.in_flight += 1
+        state.peak_in_flight = max(state.peak_in_flight, state.in_flight)
+        try:
+            return await answer(body)
+        finally:
+            state.in_flight -= 1
+
+    async def answer(body: dict[str, Any]) -> JSONResponse:
         prompt_tokens = estimate_tokens(json.dumps(body.get("messages", [])))
         wait = state.admit(time.monotonic(), prompt_tokens + 200)
         if wait is not None:
@@ -114,6 +130,7 @@ def create_app(config: FakeConfig | None = None) -> FastAPI:
             "ok": state.ok,
             "throttled": state.throttled,
             "accepted_at": state.accepted_at,
+            "peak_in_flight": state.peak_in_flight,
         }
 
     return app
@@ -272,9 +289,15 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument("--latency-p99-ms", type=float, default=400.0)
     parser.add_argument("--hostile-rate", type=float, default=0.0)
+    parser.add_argument("--jitter-ms", type=float, help="uniform latency ± this, not log-normal")
     args = parser.parse_args()
     config = FakeConfig(
-        args.rps, args.tpm, args.latency_ms, args.latency_p99_ms, hostile_rate=args.hostile_rate
+        args.rps,
+        args.tpm,
+        args.latency_ms,
+        args.latency_p99_ms,
+        hostile_rate=args.hostile_rate,
+        jitter_ms=args.jitter_ms,
     )
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
 

@@ -26,6 +26,7 @@ __all__ = [
     "LEXICAL_ALIGN",
     "LEXICAL_MATCH",
     "MATCHES_PER_QUERY",
+    "MAX_CONCURRENCY",
     "PROVIDERS",
     "RETRY_ATTEMPTS",
     "REVIEW_FIELDS",
@@ -37,6 +38,8 @@ PROVIDERS = ("mistral", "openai", "openai-compatible")
 """Owner: ``decomposer.providers.base.PROVIDERS``."""
 RETRY_ATTEMPTS = 6
 """Owner: ``decomposer.calls.caller.RetryPolicy.attempts``."""
+MAX_CONCURRENCY = 64
+"""Owner: ``decomposer.extraction.concurrency.DEFAULT_MAX_CONCURRENCY``."""
 BATCH_WAIT_S = 93_600.0
 """Owner: ``decomposer.extraction.batch.Backoff.deadline_s``."""
 EMBEDDERS = ("lexical", "mistral", "openai", "openai-compatible")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from decomposer.cli import common
-from decomposer.cli.choices import JOB_STATES, PROVIDERS, RETRY_ATTEMPTS
+from decomposer.cli.choices import JOB_STATES, MAX_CONCURRENCY, PROVIDERS, RETRY_ATTEMPTS
 from decomposer.core.errors import InputError, ProviderError
 from decomposer.core.vocab import ROW_ID_MAX
 from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from decomposer.calls.runtime import RunSetup
     from decomposer.core.config import Settings
-    from decomposer.extraction.run import RunReport
+    from decomposer.extraction.run import RunProgress, RunReport
     from decomposer.store import Store
 
 JsonOpt = common.JsonOpt
@@ -40,7 +40,16 @@ def extract_cmd(
         str | None, typer.Option(help="Endpoint for openai-compatible servers (vLLM, Ollama).")
     ] = None,
     mode: Annotated[str | None, typer.Option(help="json_schema (default) or tools.")] = None,
-    concurrency: Annotated[int, typer.Option(help="Model calls in flight at once.")] = 4,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            help="Pin the model calls in flight at once. Default: sized from --rps/--tpm "
+            "(limit × observed latency, cut back on 429s), or 4 when no limit is known.",
+        ),
+    ] = None,
+    max_concurrency: Annotated[
+        int, typer.Option(help="Most model calls in flight when the number adapts.")
+    ] = MAX_CONCURRENCY,
     pack_tokens: Annotated[
         int, typer.Option(help="Pack neighbouring small chunks into one call up to this size.")
     ] = DEFAULT_CHUNK_TOKENS,
@@ -110,6 +119,10 @@ def extract_cmd(
     settings = env.settings
     if max_attempts < 1:
         raise InputError("--max-attempts must be at least 1")
+    if concurrency is not None and concurrency < 1:
+        raise InputError("--concurrency must be at least 1")
+    if max_concurrency < 1:
+        raise InputError("--max-concurrency must be at least 1")
     if batch and (queue or replay is not None):
         raise InputError("--batch cannot be combined with --queue or --replay")
     if record is not None and (batch or queue or replay is not None):
@@ -154,7 +167,15 @@ def extract_cmd(
             return
         try:
             report = asyncio.run(
-                _extract(settings, store, setup, tool, concurrency, pack_tokens, transport)
+                _extract(
+                    settings,
+                    store,
+                    setup,
+                    tool,
+                    (concurrency, max_concurrency),
+                    pack_tokens,
+                    transport,
+                )
             )
         except ProviderError:
             if isinstance(transport, ReplayTransport) and transport.misses:
@@ -194,13 +215,25 @@ async def _extract(
     store: Store,
     setup: RunSetup,
     tool: str,
-    concurrency: int,
+    concurrency: tuple[int | None, int],
     pack_tokens: int,
     transport: httpx.AsyncBaseTransport | None,
 ) -> RunReport:
-    from decomposer.extraction.run import RunProgress, run_extraction
+    """``concurrency`` is (``--concurrency``, ``--max-concurrency``)."""
+    import time
+
+    from decomposer.extraction.concurrency import controller_for
+    from decomposer.extraction.run import run_extraction
     from decomposer.extraction.task import model_caller
 
+    pinned, most = concurrency
+    controller = controller_for(
+        time.monotonic,
+        rps=setup.limits.rps,
+        tpm=setup.limits.tpm,
+        concurrency=pinned,
+        max_concurrency=most,
+    )
     async with model_caller(settings, store, setup, transport=transport) as caller:
         with _progress_bar() as (bar, task_for):
 
@@ -211,15 +244,22 @@ async def _extract(
                     tokens=p.input_tokens + p.output_tokens,
                     cost=common.usd(p.cost_usd),
                     failed=p.failed,
+                    flow=flow_text(p),
                 )
 
             return await run_extraction(
                 caller,
                 tool,
-                concurrency=concurrency,
                 pack_tokens=pack_tokens,
                 on_progress=on_progress,
+                controller=controller,
             )
+
+
+def flow_text(p: RunProgress) -> str:
+    """Jobs in flight of those allowed, and requests/s achieved against the limit."""
+    limit = f"/{p.rate_limit:.3g}" if p.rate_limit is not None else ""
+    return f"{p.in_flight}/{p.allowed} in flight · {p.rate:.2f}{limit} req/s"
 
 
 @contextmanager
@@ -237,8 +277,8 @@ def _progress_bar() -> Iterator[tuple[Progress, Callable[[int], Any]]]:
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn(
-            "jobs · {task.fields[failed]} failed · {task.fields[tokens]:,} tokens · "
-            "{task.fields[cost]}"
+            "jobs · {task.fields[failed]} failed · {task.fields[flow]} · "
+            "{task.fields[tokens]:,} tokens · {task.fields[cost]}"
         ),
         TimeElapsedColumn(),
         TextColumn("· ETA"),
@@ -248,7 +288,9 @@ def _progress_bar() -> Iterator[tuple[Progress, Callable[[int], Any]]]:
 
     def task_for(total: int) -> Any:
         if "t" not in tasks:
-            tasks["t"] = bar.add_task("extract", total=total, tokens=0, cost="$0.0000", failed=0)
+            tasks["t"] = bar.add_task(
+                "extract", total=total, tokens=0, cost="$0.0000", failed=0, flow=""
+            )
         return tasks["t"]
 
     with bar:

@@ -46,6 +46,12 @@ class RunProgress:
     output_tokens: int = 0
     cost_usd: float | None = 0.0
     """``None`` once any call had no known price: a partial sum would read as the cost."""
+    in_flight: int = 0
+    """Jobs running now, of ``allowed`` (the concurrency controller's current limit)."""
+    allowed: int = 0
+    rate: float = 0.0
+    """Requests answered per second lately, against ``rate_limit`` (``None``: no limit)."""
+    rate_limit: float | None = None
 
     def add(self, result: CallResult[Any], chunks: int) -> None:
         self.done += 1

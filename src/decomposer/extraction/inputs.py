@@ -63,6 +63,28 @@ def load_inputs(session: Session, run_id: int) -> RunInputs:
     )
 
 
+def load_job(session: Session, run_id: int, job_id: int) -> tuple[str, list[Piece]]:
+    """One job's tool name and chunks: a worker runs one job per task, and loading the whole
+    run's inputs for each would make a run of n jobs read n² chunks."""
+    run, job = session.get(ExtractionRun, run_id), session.get(Job, job_id)
+    if run is None or job is None or job.run_id != run_id:
+        raise NotFoundError(f"unknown job {job_id} of run {run_id}")
+    tool = session.get(Tool, run.tool_id)
+    assert tool is not None
+    rows = session.execute(
+        select(Chunk, Document.source)
+        .join(Document, Chunk.document_id == Document.id)
+        .where(Document.tool_id == tool.id, Chunk.id.in_(job.chunk_ids))
+    ).all()
+    pieces = {chunk.id: (chunk, source) for chunk, source in rows}
+    if set(job.chunk_ids) - set(pieces):
+        raise InputError(
+            f"run {run_id}: some of its chunks were replaced by a later ingest",
+            hint=f"run `decomposer extract {tool.slug}` again to plan a new run",
+        )
+    return tool.name, [pieces[cid] for cid in job.chunk_ids]
+
+
 def context_for(tool_name: str, group: Sequence[Piece]) -> dict[str, Any]:
     """The template variables and the grounding validator's source text, in one mapping.
 

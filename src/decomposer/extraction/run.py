@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
@@ -24,10 +25,12 @@ from decomposer.calls.prompts import Prompt
 from decomposer.core.errors import DecomposerError, InputError, ProviderError, StoreError
 from decomposer.core.vocab import UNFINISHED_RUN_STATUSES as UNFINISHED
 from decomposer.extraction import jobs
+from decomposer.extraction.concurrency import DEFAULT_CONCURRENCY, Controller, Gate, JobSlot
 from decomposer.extraction.finalize import RunNotFinished, RunProgress, RunReport, finalize_run
 from decomposer.extraction.inputs import Piece, RunInputs, chunks_of, context_for, load_inputs
 from decomposer.extraction.task import ExtractionCaller, ExtractionResult, extraction_task
 from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
+from decomposer.providers import inflight
 from decomposer.providers.base import ProviderConfig
 from decomposer.review.diff import SyncReport
 from decomposer.store import Store
@@ -57,19 +60,25 @@ async def run_extraction(
     caller: ExtractionCaller,
     tool_slug: str,
     *,
-    concurrency: int = 4,
+    concurrency: int = DEFAULT_CONCURRENCY,
     pack_tokens: int = DEFAULT_CHUNK_TOKENS,
     on_progress: OnProgress | None = None,
+    controller: Controller | None = None,
 ) -> RunReport:
     """Plan (or resume) a run, execute its jobs here, and write the results in one go.
+
+    ``controller`` sizes the jobs in flight (``extraction.concurrency``); without one,
+    ``concurrency`` of them run at once.
 
     A database failure becomes one line naming its kind: the driver's message can carry the
     statement's parameters (document text), which must never reach the terminal.
     """
     if concurrency < 1:
         raise InputError("--concurrency must be at least 1")
+    if controller is None:
+        controller = Controller(time.monotonic, pinned=concurrency)
     try:
-        return await _plan_execute_finish(caller, tool_slug, concurrency, pack_tokens, on_progress)
+        return await _plan_execute_finish(caller, tool_slug, controller, pack_tokens, on_progress)
     except SQLAlchemyError as exc:
         kind = type(getattr(exc, "orig", None) or exc).__name__
         raise StoreError(
@@ -81,7 +90,7 @@ async def run_extraction(
 async def _plan_execute_finish(
     caller: ExtractionCaller,
     tool_slug: str,
-    concurrency: int,
+    controller: Controller,
     pack_tokens: int,
     on_progress: OnProgress | None,
 ) -> RunReport:
@@ -93,8 +102,8 @@ async def _plan_execute_finish(
         pack_tokens=pack_tokens,
         now=caller.clock(),
     )
-    progress = await execute_jobs(caller, run_id, concurrency=concurrency, on_progress=on_progress)
-    return await finish_shared_run(caller, run_id, progress)
+    progress = await execute_jobs(caller, run_id, controller=controller, on_progress=on_progress)
+    return await finish_shared_run(caller, run_id, progress, controller)
 
 
 SHARED_POLL_S = 0.5
@@ -102,7 +111,10 @@ SHARED_POLL_S = 0.5
 
 
 async def finish_shared_run(
-    caller: ExtractionCaller, run_id: int, progress: RunProgress
+    caller: ExtractionCaller,
+    run_id: int,
+    progress: RunProgress,
+    controller: Controller | None = None,
 ) -> RunReport:
     """Write the run's results; when another process shares the run, wait for the jobs it
     still runs (taking over any it gives back or stops renewing), and if it wrote the
@@ -120,7 +132,7 @@ async def finish_shared_run(
                     continue  # the job another process ran finished since: finalize again
                 raise RunNotFinished(run_id, state)
             await caller.sleep(SHARED_POLL_S)
-        more = await execute_jobs(caller, run_id)
+        more = await execute_jobs(caller, run_id, controller=controller)
         progress = _merged(progress, more)
 
 
@@ -321,51 +333,85 @@ async def execute_jobs(
     caller: ExtractionCaller,
     run_id: int,
     *,
-    concurrency: int = 4,
+    concurrency: int = DEFAULT_CONCURRENCY,
     on_progress: OnProgress | None = None,
     worker: str | None = None,
+    controller: Controller | None = None,
 ) -> RunProgress:
-    """Claim and run a run's queued jobs with ``concurrency`` workers in this process.
+    """Claim and run a run's queued jobs in this process, as many at once as ``controller``
+    allows (adaptive, see ``extraction.concurrency``), or ``concurrency`` without one.
 
     After the first provider failure no new job is started; the ones in flight finish. On
     cancellation (Ctrl-C, or SIGTERM, handled the same way) the jobs in flight go back to the
     queue and the run is marked ``interrupted``; a later ``extract`` resumes it.
     """
     me = worker or jobs.worker_id()
+    if controller is None:
+        controller = Controller(time.monotonic, pinned=concurrency)
+    gate = Gate(controller)
     with caller.store.transaction() as session:
         inputs = load_inputs(session, run_id)
     progress = RunProgress(total=inputs.total, done=inputs.done)
     failures: list[ProviderError] = []
     held: set[int] = set()
+    running: set[asyncio.Task[None]] = set()
 
-    async def work() -> None:
-        while not failures:
-            job = await asyncio.to_thread(jobs.claim, caller.store, run_id, me, caller.clock())
-            if job is None:
-                return
-            held.add(job.id)
-            group = inputs.groups[job.id]
-            # A job leaves ``held`` only once it is recorded done or failed: one interrupted
-            # mid-call stays there, so the handler below gives it back to the queue.
-            try:
-                result = await run_job(caller, run_id, job.id, group, inputs.tool_name, me)
-            except ProviderError as exc:
-                held.discard(job.id)
-                failures.append(exc)
-                progress.failed += 1
-                if on_progress is not None:
-                    on_progress(progress)
-                return
-            held.discard(job.id)
-            progress.add(result, len(group))
-            if on_progress is not None:
-                on_progress(progress)
+    def report() -> None:
+        if on_progress is not None:
+            progress.in_flight, progress.allowed = gate.held, controller.limit
+            progress.rate, progress.rate_limit = controller.rate(), controller.rate_limit
+            on_progress(progress)
 
-    if on_progress is not None:
-        on_progress(progress)
+    async def one(job_id: int, slot: JobSlot) -> None:
+        group = inputs.groups[job_id]
+        # A job leaves ``held`` only once it is recorded done or failed: one interrupted
+        # mid-call stays there, so the handler below gives it back to the queue.
+        try:
+            with inflight.bound(slot):
+                result = await run_job(caller, run_id, job_id, group, inputs.tool_name, me)
+        except ProviderError as exc:
+            held.discard(job_id)
+            failures.append(exc)
+            progress.failed += 1
+            report()
+            return
+        finally:
+            slot.done()
+        held.discard(job_id)
+        progress.add(result, len(group))
+        report()
+
+    async def dispatch() -> None:
+        try:
+            while not failures:
+                await gate.acquire()
+                job = None
+                try:
+                    if not failures:
+                        job = await asyncio.to_thread(
+                            jobs.claim, caller.store, run_id, me, caller.clock()
+                        )
+                finally:
+                    if job is None:
+                        gate.release()
+                if job is None:
+                    break
+                held.add(job.id)
+                task = asyncio.create_task(one(job.id, JobSlot(gate)))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            while running:
+                await asyncio.gather(*running)
+        except BaseException:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
+
+    report()
     with _sigterm_cancels() as terminated:
         try:
-            await asyncio.gather(*(work() for _ in range(concurrency)))
+            await dispatch()
         except BaseException as exc:
             jobs.release(caller.store, sorted(held), me, caller.clock())
             _finish_failed(caller.store, run_id, exc, caller.clock())

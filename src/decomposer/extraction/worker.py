@@ -30,7 +30,8 @@ from decomposer.core.clock import utcnow
 from decomposer.core.config import Settings
 from decomposer.core.errors import ConfigError, ProviderError
 from decomposer.extraction import jobs
-from decomposer.extraction.run import RunNotFinished, finalize_run, load_inputs, plan_run, run_job
+from decomposer.extraction.inputs import load_job
+from decomposer.extraction.run import RunNotFinished, finalize_run, plan_run, run_job
 from decomposer.extraction.task import model_caller
 from decomposer.providers.ratelimit import Limits
 from decomposer.store import Store, open_store
@@ -118,14 +119,12 @@ async def execute_one(context: WorkerContext, run_id: int, job_id: int, limits: 
         return HELD if held else "skipped"
     with store.transaction() as session:
         setup = setup_for_run(session, context.settings, run_id)
-        inputs = load_inputs(session, run_id)
+        tool_name, group = load_job(session, run_id, job_id)
     if limits.active:
         setup = replace(setup, limits=limits)
     async with model_caller(context.settings, store, setup) as caller:
         try:
-            await run_job(
-                caller, run_id, job_id, inputs.groups[job_id], inputs.tool_name, me, lease
-            )
+            await run_job(caller, run_id, job_id, group, tool_name, me, lease)
         except ProviderError as exc:
             log.warning("job %s of run %s failed: %s", job_id, run_id, exc.message)
             settle(store, run_id)

@@ -2,7 +2,9 @@
 
 Limits are counted with the ``limits`` library (moving windows) in memory, or in Redis when
 several worker processes or hosts must share one budget. The limiter sits in the HTTP transport,
-so every request — first attempts, retries and Instructor's re-asks alike — passes through it.
+so every request — first attempts, retries and Instructor's re-asks alike — passes through it;
+below it, each request's time on the wire, 429 or timeout is reported to the job's concurrency
+slot (``providers.inflight``).
 Tokens are estimated before a request and corrected with the provider's reported usage after.
 Requests are spaced evenly (at 98% of the rps limit) rather than sent in bursts. A 429 makes this
 process back off: it waits out ``Retry-After`` and slows its pace by 10%, which then recovers
@@ -28,10 +30,13 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from decomposer.core.errors import ConfigError
 from decomposer.core.tokens import estimate_tokens
 from decomposer.providers.base import retry_after
+from decomposer.providers.inflight import current_slot
 
 Sleep = Callable[[float], Awaitable[None]]
 HEADROOM = 0.98
 """Requests are spaced for 98% of the rps limit, so arrival jitter stays under it."""
+CATCH_UP_S = (1 - HEADROOM) / 2
+"""A late start is made up by at most half the slack ``HEADROOM`` leaves per second."""
 EXPECTED_OUTPUT_TOKENS = 1024
 """Output tokens assumed before a request's usage is known (corrected afterwards)."""
 
@@ -124,15 +129,18 @@ class RateLimiter:
         The moving window alone lets a whole second's budget go at once, and the provider's
         own window, seeing those requests arrive with a little jitter, then counts one too
         many. Starters pass one at a time on a fixed schedule; requests delayed by a busy
-        event loop catch up by at most half a gap, so they never leave together in a burst.
+        event loop catch up by at most half the slack the headroom leaves in a second (10 ms),
+        so the provider's window still has room for arrival jitter: a deeper catch-up (half a
+        gap) made a 429 of most late wake-ups at 5 req/s on a loaded machine.
         """
         assert self.limits.rps is not None
         gap = 1.0 / (self.limits.rps * HEADROOM * self.pace)
         async with self._gate:
             now = self.clock()
             # Keep to the schedule (a late wake-up is made up on the next gap), but after a
-            # stall catch up by at most half a gap, never with a burst.
-            start = max(self._last_start + gap, now - gap / 2) if self._started else now
+            # stall catch up by at most CATCH_UP_S, never with a burst.
+            catch_up = min(gap / 2, CATCH_UP_S)
+            start = max(self._last_start + gap, now - catch_up) if self._started else now
             if start > now:
                 await self.sleep(start - now)
             self._last_start, self._started = start, True
@@ -163,14 +171,25 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
         if not _is_completion(request):
             return await self.inner.handle_async_request(request)
         estimated = estimate_request_tokens(request.content)
+        slot = current_slot()
+        slot.queued()
         await self.limiter.acquire(estimated)
-        response = await self.inner.handle_async_request(request)
+        ticket = slot.sent(estimated)
+        try:
+            response = await self.inner.handle_async_request(request)
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError):
+            slot.timed_out(ticket)
+            raise
         if response.status_code == 429:
+            slot.answered(ticket, 429, None)
             self.limiter.throttle(retry_after(response.headers))
             return response
+        used = None
         if response.status_code == 200:
             await response.aread()
-            await self.limiter.settle(estimated, _used_tokens(response.content))
+            used = _used_tokens(response.content)
+            await self.limiter.settle(estimated, used)
+        slot.answered(ticket, response.status_code, used or None)
         return response
 
     async def aclose(self) -> None:

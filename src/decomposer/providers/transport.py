@@ -8,6 +8,7 @@ transport: requests about to start wait it out too, so a run without a configure
 down as a whole instead of multiplying its requests. The SDK (and Instructor) above only ever
 see a success or the final failure. What each logical call sent is counted in a ``Tally`` bound
 to the calling task (a context variable), so the caller can log requests, not Instructor turns.
+While a request backs off, its job's concurrency slot (``providers.inflight``) is given back.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from datetime import datetime, timedelta
 import httpx
 
 from decomposer.core.clock import Clock, Sleep, utcnow
+from decomposer.providers.inflight import current_slot
 from decomposer.providers.spec import TRANSIENT_STATUS, retry_after
 
 NO_HINT_429_WAIT_S = 1.0
@@ -117,7 +119,7 @@ class RetryingTransport(httpx.AsyncBaseTransport):
                 wait = self.backoff.delay(failures, self.rng)
                 if self._exhausted(failures, started, wait):
                     raise
-                await self.sleep(wait)
+                await self._back_off(wait)
                 continue
             if response.status_code not in TRANSIENT_STATUS:
                 return response
@@ -133,7 +135,7 @@ class RetryingTransport(httpx.AsyncBaseTransport):
             if self._exhausted(failures, started, wait):
                 return response
             await response.aclose()
-            await self.sleep(wait)
+            await self._back_off(wait)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -154,4 +156,10 @@ class RetryingTransport(httpx.AsyncBaseTransport):
             return
         delay = (self.cooldown_until - self.clock()).total_seconds()
         if delay > 0:
-            await self.sleep(delay)
+            await self._back_off(delay)
+
+    async def _back_off(self, wait_s: float) -> None:
+        """Sleep with the job's concurrency slot given back, so another job's request can use
+        it meanwhile; the slot is taken again before this request is repeated."""
+        async with current_slot().paused():
+            await self.sleep(wait_s)
