@@ -159,3 +159,28 @@ def test_pages_are_published_readable(catalogue, capsys, tmp_path):
     mode = (out_dir / "alpha-vs-beta.md").stat().st_mode & 0o777
     assert mode == 0o644
     assert not [p for p in os.listdir(out_dir) if p.endswith(".tmp")]
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_forked_workers_write_the_same_pages_and_manifest(catalogue, capsys, tmp_path):
+    serial = regen(capsys, tmp_path / "one", "--workers", "1")
+    forked = regen(capsys, tmp_path / "two", "--workers", "2")
+    assert forked == {**serial, "out_dir": forked["out_dir"]}
+    assert contents(tmp_path / "one") == contents(tmp_path / "two")
+    again = regen(capsys, tmp_path / "two", "--workers", "3")
+    assert (again["written"], again["unchanged"]) == (0, 9)
+
+
+def test_a_failing_worker_is_one_line_and_the_manifest_keeps_only_what_was_written(
+    catalogue, capsys, tmp_path
+):
+    out_dir = tmp_path / "pages"
+    (out_dir / "alpha-vs-epsilon.html").mkdir(parents=True)  # a page path taken by a folder
+    args = ("regenerate", "--out-dir", str(out_dir), "--as-of", AS_OF, "--workers", "2")
+    code, _, err = run(capsys, *args)
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith("error: a page worker failed: IsADirectoryError"), err
+    assert not (out_dir / MANIFEST).exists()  # the next run writes every page again

@@ -368,6 +368,15 @@ def regenerate_cmd(
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     replay: ReplayOpt = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=64,
+            help="Processes that render and write pages; 0: one per core (up to 4) once 64 "
+            "pairs need rendering. --copy llm always renders in one.",
+        ),
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Rebuild comparison pages whose inputs changed; unchanged pages are not touched.
@@ -401,6 +410,7 @@ def regenerate_cmd(
             on_progress=update,
             rewrite=writer,
             copy_digest=writer.digest() if writer is not None else "",
+            workers=workers,
         )
         why = None
         if report.pairs == 0 and pairs is None:

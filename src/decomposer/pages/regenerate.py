@@ -47,11 +47,14 @@ from decomposer.core.errors import DecomposerError, InputError, NotFoundError
 from decomposer.matching.embed import LexicalEmbedder
 from decomposer.pages.compare import build_comparison, build_side
 from decomposer.pages.copy import Copywriter
+from decomposer.pages.forked import cpu_workers, run_forked
 from decomposer.pages.model import SCHEMA_VERSION, Comparison, Options, ToolSide
 from decomposer.pages.render import FORMATS, Renderer
 
 MANIFEST = ".decomposer-pages.json"
 MANIFEST_SCHEMA = 1
+MIN_FORKED_PAIRS = 64
+"""Below this many pairs to render, ``workers=0`` stays in one process: forking costs more."""
 PAGE_MODE = 0o644  # pages are published: readable by the web server, not only by us
 CODE_MODULES = (
     "catalog/catalogue.py",
@@ -267,6 +270,7 @@ def regenerate(
     on_progress: OnProgress | None = None,
     rewrite: Rewrite | None = None,
     copy_digest: str = "",
+    workers: int = 0,
 ) -> RegenReport:
     """Write the pages of ``pairs`` (every pair sharing a category when None) to ``out_dir``."""
     formats = list(formats)
@@ -291,6 +295,7 @@ def regenerate(
         match_digest=run.digest if run is not None else "",
         rewrite=rewrite,
         copy_digest=copy_digest,
+        workers=workers,
     )
 
 
@@ -307,7 +312,12 @@ def write_pages(
     match_digest: str = "",
     rewrite: Rewrite | None = None,
     copy_digest: str = "",
+    workers: int = 0,
 ) -> RegenReport:
+    """Phase 1 builds each tool's side once; phase 2 compares every page's input hash with the
+    manifest; phase 3 renders and writes the stale pages in ``workers`` forked processes (0: one
+    per core, up to 4, once there are ``MIN_FORKED_PAIRS`` pairs to render), unless a model is
+    asked for copy (``rewrite``), which stays in this process."""
     renderer = renderer or Renderer()
     copy = copy or Copywriter()
     try:
@@ -326,31 +336,50 @@ def write_pages(
         sides.get(slug)  # phase 1: each tool's side and digest, once
     checked = time.perf_counter()
     report.sides_seconds = checked - started
-    for done, pair in enumerate(pairs, 1):  # phase 2: per pair, hash and compare; render if needed
+    todo: list[tuple[Pair, ToolSide, ToolSide, list[tuple[str, str, str]]]] = []
+    for pair in pairs:  # phase 2: per pair, hash and compare with the manifest
         side_a, side_b = sides.get(pair.a), sides.get(pair.b)
         if isinstance(side_a, DecomposerError) or isinstance(side_b, DecomposerError):
             reason = side_a if isinstance(side_a, DecomposerError) else side_b
             report.skipped.append((f"{pair.a} vs {pair.b}", str(reason)))
-            if on_progress:
-                on_progress(done, len(pairs))
             continue
         pair_key = f"{run}|{sides.digest(pair.a)}|{sides.digest(pair.b)}"
-        comparison = None
+        stale = []
         for fmt in formats:
             name = pair.filename(fmt)
             page_hash = _sha(f"{pair_key}|{fmt}")
             if manifest.get(name) == page_hash and name in existing:
                 report.unchanged += 1
-                continue
-            if comparison is None:
-                comparison = build_comparison(side_a, side_b, options, copy, embedder)
-                if rewrite is not None:
-                    comparison = rewrite(comparison)
+            else:
+                stale.append((fmt, name, page_hash))
+        if stale:
+            todo.append((pair, side_a, side_b, stale))
+
+    def render(job: tuple[Pair, ToolSide, ToolSide, list[tuple[str, str, str]]]) -> list[str]:
+        """Phase 3: build the pair's comparison once and write its stale pages."""
+        _, side_a, side_b, stale = job
+        comparison = build_comparison(side_a, side_b, options, copy, embedder)
+        if rewrite is not None:
+            comparison = rewrite(comparison)
+        for fmt, name, _ in stale:
             write_atomic(out_dir / name, renderer.render(comparison, fmt))
-            manifest[name] = page_hash
+        return [name for _, name, _ in stale]
+
+    hashes = {name: page_hash for *_, stale in todo for _, name, page_hash in stale}
+    finished = len(pairs) - len(todo)
+    if on_progress and finished:
+        on_progress(finished, len(pairs))
+    forks = workers or (cpu_workers() if len(todo) >= MIN_FORKED_PAIRS else 1)
+    parallel = forks > 1 and rewrite is None and len(todo) > 1
+    results = run_forked(todo, render, forks) if parallel else map(render, todo)
+    for names in results:
+        for name in names:
+            manifest[name] = hashes[name]
             report.written.append(name)
+        finished += 1
         if on_progress:
-            on_progress(done, len(pairs))
+            on_progress(finished, len(pairs))
+    report.written = [name for *_, stale in todo for _, name, _ in stale]  # pair order
     report.pages_seconds = time.perf_counter() - checked
     if manifest != before:
         data = {"schema": MANIFEST_SCHEMA, "pages": dict(sorted(manifest.items()))}
