@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from decomposer.cli.choices import PROVIDERS
 from decomposer.core.config import Settings
 from decomposer.core.errors import ConfigError
 
@@ -67,6 +68,21 @@ DoneJsonOpt = Annotated[
 ]
 NlOpt = Annotated[
     bool, typer.Option("--nl", help="Print one JSON object a line (NDJSON), for streaming tools.")
+]
+
+
+# Options of every command that calls a model (extract, contrast, eval): one wording each.
+ProviderOpt = Annotated[str, typer.Option(help=f"One of: {', '.join(PROVIDERS)}.")]
+ModelOpt = Annotated[str | None, typer.Option(help="Model name; a per-provider default.")]
+BaseUrlOpt = Annotated[
+    str | None, typer.Option(help="Endpoint for openai-compatible servers (vLLM, Ollama).")
+]
+ModeOpt = Annotated[str | None, typer.Option(help="json_schema (default) or tools.")]
+RpsOpt = Annotated[float | None, typer.Option(help="Requests/second limit for this provider key.")]
+TpmOpt = Annotated[int | None, typer.Option(help="Tokens/minute limit for this key.")]
+ReplayOpt = Annotated[
+    Path | None,
+    typer.Option(help="Answer from recorded responses (file or folder) instead of the network."),
 ]
 
 

@@ -3,13 +3,12 @@ their inputs changed) and ``lines list|show|approve|reject|edit`` (review them).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from decomposer.cli import common
-from decomposer.cli.choices import PROVIDERS, RETRY_ATTEMPTS
+from decomposer.cli.choices import RETRY_ATTEMPTS
 from decomposer.cli.review import NoteOpt, ReviewerOpt, reviewer_name
 from decomposer.core.errors import InputError, ProviderError
 
@@ -44,30 +43,21 @@ def contrast_cmd(
         list[str] | None, typer.Argument(help="Tool slugs.", show_default=False)
     ] = None,
     all_tools: Annotated[bool, typer.Option("--all", help="Every tool in the store.")] = False,
-    provider: Annotated[str, typer.Option(help=f"One of: {', '.join(PROVIDERS)}.")] = "mistral",
-    model: Annotated[str | None, typer.Option(help="Model name; a per-provider default.")] = None,
-    base_url: Annotated[
-        str | None, typer.Option(help="Endpoint for openai-compatible servers (vLLM, Ollama).")
-    ] = None,
-    mode: Annotated[str | None, typer.Option(help="json_schema (default) or tools.")] = None,
+    provider: common.ProviderOpt = "mistral",
+    model: common.ModelOpt = None,
+    base_url: common.BaseUrlOpt = None,
+    mode: common.ModeOpt = None,
     concurrency: Annotated[int, typer.Option(help="Model calls in flight at once.")] = 4,
     max_tokens: Annotated[int, typer.Option(help="Output token limit per call.")] = 1024,
-    rps: Annotated[
-        float | None, typer.Option(help="Requests/second limit for this provider key.")
-    ] = None,
-    tpm: Annotated[int | None, typer.Option(help="Tokens/minute limit for this key.")] = None,
+    rps: common.RpsOpt = None,
+    tpm: common.TpmOpt = None,
     prompt_version: Annotated[
         str | None, typer.Option(help="Prompt version under prompts/contrast/ (default: newest).")
     ] = None,
     max_attempts: Annotated[
         int, typer.Option(help="Tries per call on 429/5xx/timeouts before it fails.")
     ] = RETRY_ATTEMPTS,
-    replay: Annotated[
-        Path | None,
-        typer.Option(
-            help="Answer from recorded responses (file or folder) instead of the network."
-        ),
-    ] = None,
+    replay: common.ReplayOpt = None,
     batch: Annotated[
         bool,
         typer.Option(

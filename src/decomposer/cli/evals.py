@@ -17,7 +17,6 @@ import typer
 from typer.core import TyperGroup
 
 from decomposer.cli import common
-from decomposer.cli.choices import PROVIDERS
 from decomposer.cli.eval_text import print_comparison, print_run, share_text
 from decomposer.core.errors import InputError, ProviderError
 from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
@@ -64,12 +63,10 @@ def run_cmd(
     golden: Annotated[
         Path, typer.Argument(help="Golden set (TOML), e.g. fixtures/golden/demo.toml.")
     ],
-    provider: Annotated[str, typer.Option(help=f"One of: {', '.join(PROVIDERS)}.")] = "mistral",
-    model: Annotated[str | None, typer.Option(help="Model name; a per-provider default.")] = None,
-    base_url: Annotated[
-        str | None, typer.Option(help="Endpoint for openai-compatible servers (vLLM, Ollama).")
-    ] = None,
-    mode: Annotated[str | None, typer.Option(help="json_schema (default) or tools.")] = None,
+    provider: common.ProviderOpt = "mistral",
+    model: common.ModelOpt = None,
+    base_url: common.BaseUrlOpt = None,
+    mode: common.ModeOpt = None,
     prompt_version: Annotated[
         str | None, typer.Option(help="Prompt version under prompts/extract/ (default: newest).")
     ] = None,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from decomposer.cli import common
-from decomposer.cli.choices import JOB_STATES, MAX_CONCURRENCY, PROVIDERS, RETRY_ATTEMPTS
+from decomposer.cli.choices import JOB_STATES, MAX_CONCURRENCY, RETRY_ATTEMPTS
 from decomposer.core.errors import InputError, ProviderError
 from decomposer.core.vocab import ROW_ID_MAX
 from decomposer.ingest.chunks import DEFAULT_CHUNK_TOKENS
@@ -34,12 +34,10 @@ JsonOpt = common.JsonOpt
 def extract_cmd(
     ctx: typer.Context,
     tool: Annotated[str, typer.Argument(help="Tool slug.")],
-    provider: Annotated[str, typer.Option(help=f"One of: {', '.join(PROVIDERS)}.")] = "mistral",
-    model: Annotated[str | None, typer.Option(help="Model name; a per-provider default.")] = None,
-    base_url: Annotated[
-        str | None, typer.Option(help="Endpoint for openai-compatible servers (vLLM, Ollama).")
-    ] = None,
-    mode: Annotated[str | None, typer.Option(help="json_schema (default) or tools.")] = None,
+    provider: common.ProviderOpt = "mistral",
+    model: common.ModelOpt = None,
+    base_url: common.BaseUrlOpt = None,
+    mode: common.ModeOpt = None,
     concurrency: Annotated[
         int | None,
         typer.Option(
@@ -54,10 +52,8 @@ def extract_cmd(
         int, typer.Option(help="Pack neighbouring small chunks into one call up to this size.")
     ] = DEFAULT_CHUNK_TOKENS,
     max_tokens: Annotated[int, typer.Option(help="Output token limit per call.")] = 4096,
-    rps: Annotated[
-        float | None, typer.Option(help="Requests/second limit for this provider key.")
-    ] = None,
-    tpm: Annotated[int | None, typer.Option(help="Tokens/minute limit for this key.")] = None,
+    rps: common.RpsOpt = None,
+    tpm: common.TpmOpt = None,
     prompt_version: Annotated[
         str | None, typer.Option(help="Prompt version under prompts/extract/ (default: newest).")
     ] = None,
@@ -75,12 +71,7 @@ def extract_cmd(
             "24 h); then `decomposer batch collect`.",
         ),
     ] = False,
-    replay: Annotated[
-        Path | None,
-        typer.Option(
-            help="Answer from recorded responses (file or folder) instead of the network."
-        ),
-    ] = None,
+    replay: common.ReplayOpt = None,
     refresh: Annotated[
         bool,
         typer.Option(
