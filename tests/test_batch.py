@@ -443,8 +443,8 @@ async def test_openai_input_is_split_into_files_within_the_line_limit(
 
 def test_split_respects_lines_and_bytes():
     lines = [(i, "x" * 10 + "\n") for i in range(7)]
-    assert [len(f) for f in batch.split_lines(lines, batch.FileLimits(3, 10**6))] == [3, 3, 1]
-    assert [len(f) for f in batch.split_lines(lines, batch.FileLimits(100, 25))] == [2, 2, 2, 1]
+    assert [len(f) for f in batch.FileLimits(3, 10**6).split(lines)] == [3, 3, 1]
+    assert [len(f) for f in batch.FileLimits(100, 25).split(lines)] == [2, 2, 2, 1]
 
 
 async def test_openai_compatible_has_no_batch_api_and_nothing_is_written(store, keyed, pages):

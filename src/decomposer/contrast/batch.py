@@ -36,7 +36,6 @@ from decomposer.core.config import Settings
 from decomposer.extraction.batch_results import batch_client, batch_spec, delete_files
 from decomposer.providers.base import ProviderConfig, api_key, get_provider
 from decomposer.providers.pricing import PriceTable, load_prices
-from decomposer.providers.spec import FileLimits
 from decomposer.store import Store
 from decomposer.store.contrast_models import ContrastBatch
 
@@ -124,7 +123,7 @@ async def submit(
             "request_hash": hashes[item.capability.id],
             "context": item.built.context,
         }
-    for index, part in enumerate(_files(lines, spec.limits), start=1):
+    for index, part in enumerate(spec.limits.split(lines), start=1):
         content = "".join(line for _, line in part).encode("utf-8")
         batch_id, file_id, state = await client.create(
             content, f"decomposer-contrast-{index}.jsonl", cfg.model, {"decomposer": "contrast"}
@@ -150,22 +149,6 @@ async def submit(
             )
         report.sent += len(part)
         report.batch_ids.append(batch_id)
-
-
-def _files(lines: list[tuple[str, str]], limits: FileLimits) -> list[list[tuple[str, str]]]:
-    files: list[list[tuple[str, str]]] = []
-    current: list[tuple[str, str]] = []
-    size = 0
-    for item in lines:
-        length = len(item[1].encode())
-        if current and (len(current) >= limits.lines or size + length > limits.bytes):
-            files.append(current)
-            current, size = [], 0
-        current.append(item)
-        size += length
-    if current:
-        files.append(current)
-    return files
 
 
 async def collect(

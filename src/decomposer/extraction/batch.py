@@ -78,7 +78,6 @@ __all__ = [
     "list_batches",
     "record_error",
     "request_body",
-    "split_lines",
     "status",
     "submit",
 ]
@@ -107,25 +106,6 @@ def request_body(cfg: ProviderConfig, prompt: Prompt, context: dict[str, Any]) -
 def input_line(cfg: ProviderConfig, job_id: int, body: dict[str, Any]) -> str:
     line = batch_spec(cfg.provider).line(cfg, custom_id(job_id), body)
     return json.dumps(line, ensure_ascii=False) + "\n"
-
-
-def split_lines(
-    lines: Sequence[tuple[int, str]], limits: FileLimits
-) -> list[list[tuple[int, str]]]:
-    """Cut the lines into files that respect the provider's line and size limits."""
-    files: list[list[tuple[int, str]]] = []
-    current: list[tuple[int, str]] = []
-    size = 0
-    for item in lines:
-        length = len(item[1].encode())
-        if current and (len(current) >= limits.lines or size + length > limits.bytes):
-            files.append(current)
-            current, size = [], 0
-        current.append(item)
-        size += length
-    if current:
-        files.append(current)
-    return files
 
 
 async def submit(
@@ -178,7 +158,7 @@ async def submit(
     sent: list[str] = []
     remaining = [job_id for job_id, _ in lines]
     try:
-        for index, part in enumerate(split_lines(lines, LIMITS[cfg.provider]), start=1):
+        for index, part in enumerate(LIMITS[cfg.provider].split(lines), start=1):
             content = "".join(line for _, line in part).encode("utf-8")
             batch_id, file_id, state = await client.create(
                 content,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import httpx
 from pydantic import SecretStr
@@ -22,6 +22,9 @@ from decomposer.core.errors import ProviderError
 
 if TYPE_CHECKING:
     from instructor import AsyncInstructor, Mode
+
+K = TypeVar("K")
+"""The key a batch line carries back (a job id, a capability id)."""
 
 MODES = ("tools", "json_schema")
 DEFAULT_MODE = "json_schema"
@@ -95,6 +98,23 @@ class BatchAPIError(ProviderError):
 class FileLimits:
     lines: int
     bytes: int
+
+    def split(self, lines: Sequence[tuple[K, str]]) -> list[list[tuple[K, str]]]:
+        """Cut ``(key, JSONL line)`` pairs into files within the provider's line and size
+        limits, keeping their order."""
+        files: list[list[tuple[K, str]]] = []
+        current: list[tuple[K, str]] = []
+        size = 0
+        for item in lines:
+            length = len(item[1].encode())
+            if current and (len(current) >= self.lines or size + length > self.bytes):
+                files.append(current)
+                current, size = [], 0
+            current.append(item)
+            size += length
+        if current:
+            files.append(current)
+        return files
 
 
 @dataclass(frozen=True)
