@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -119,8 +120,22 @@ def ok(payload: dict[str, Any] | str, **kw: Any) -> httpx.Response:
     return httpx.Response(200, json=completion(payload, **kw))
 
 
+@pytest.fixture(scope="session")
+def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store at the newest schema, made once: each test starts from a copy of it instead of
+    running every migration again (about 0.12 s a test)."""
+    path = tmp_path_factory.mktemp("template") / "decomposer.db"
+    open_store(f"sqlite:///{path}").dispose()
+    return path
+
+
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolated(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    migrated_store: Path,
+) -> Iterator[None]:
     for var in (
         "MISTRAL_API_KEY",
         "OPENAI_API_KEY",
@@ -135,7 +150,11 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
         "DECOMPOSER_DEBUG",
     ):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("DECOMPOSER_HOME", str(tmp_path / "home"))
+    home = tmp_path / "home"
+    monkeypatch.setenv("DECOMPOSER_HOME", str(home))
+    if request.node.get_closest_marker("fresh_home") is None:
+        home.mkdir()
+        shutil.copyfile(migrated_store, home / "decomposer.db")
     yield
 
 

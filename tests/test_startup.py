@@ -40,6 +40,7 @@ def imported_by(home: Path, *args: str) -> set[str]:
     return {name.split(".")[0] for name in report["modules"]}
 
 
+@pytest.mark.fresh_home
 def test_help_and_tools_do_not_import_the_heavy_stack(tmp_path):
     home = tmp_path / "home"
     assert not set(HEAVY) & imported_by(home, "--help")
