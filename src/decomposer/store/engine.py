@@ -156,7 +156,8 @@ def migrate(engine: Engine, url: str) -> None:
         stored = stored_revision(conn)
         if stored is not None and stored == head_revision():
             return
-        if stored is not None and stored not in known_revisions():
+        known = known_revisions()
+        if stored is not None and known is not None and stored not in known:
             raise StoreError(_newer_schema(conn, stored), hint=_UPGRADE_HINT)
     _upgrade(engine, url)
     _record_version(engine)

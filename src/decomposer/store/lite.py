@@ -21,33 +21,32 @@ _REVISION = re.compile(r"^(down_revision|revision)\b[^=]*=\s*(?:\"([^\"]*)\"|'([
 
 
 @cache
-def known_revisions(versions: Path = MIGRATIONS / "versions") -> frozenset[str]:
-    """Every schema revision this version of decomposer ships a migration for."""
-    return frozenset(
-        m[2] or m[3]
-        for path in versions.glob("*.py")
-        for m in _REVISION.finditer(path.read_text("utf-8"))
-        if m[1] == "revision" and (m[2] or m[3])
-    )
-
-
-@cache
-def head_revision(versions: Path = MIGRATIONS / "versions") -> str | None:
-    """The one revision no other migration builds on, read from the files without Alembic.
-
-    ``None`` when the files do not form a single chain (branches, merges, unusual syntax): then
-    Alembic decides.
-    """
-    revisions: set[str] = set()
-    parents: set[str] = set()
+def migration_chain(versions: Path = MIGRATIONS / "versions") -> dict[str, str | None] | None:
+    """Each migration's revision and the one it builds on, read from the files without
+    Alembic; ``None`` when a file names no revision (unusual syntax): then Alembic decides."""
+    chain: dict[str, str | None] = {}
     for path in versions.glob("*.py"):
         found = {m[1]: m[2] or m[3] or None for m in _REVISION.finditer(path.read_text("utf-8"))}
         if not found.get("revision"):
             return None
-        revisions.add(str(found["revision"]))
-        if found.get("down_revision"):
-            parents.add(str(found["down_revision"]))
-    heads = revisions - parents
+        chain[str(found["revision"])] = found.get("down_revision")
+    return chain
+
+
+def known_revisions(versions: Path = MIGRATIONS / "versions") -> frozenset[str] | None:
+    """Every schema revision this version of decomposer ships a migration for; ``None`` when
+    the files cannot be read without Alembic."""
+    chain = migration_chain(versions)
+    return None if chain is None else frozenset(chain)
+
+
+def head_revision(versions: Path = MIGRATIONS / "versions") -> str | None:
+    """The one revision no other migration builds on; ``None`` when the files do not form a
+    single chain (branches, merges, unusual syntax): then Alembic decides."""
+    chain = migration_chain(versions)
+    if chain is None:
+        return None
+    heads = set(chain) - {parent for parent in chain.values() if parent}
     return heads.pop() if len(heads) == 1 else None
 
 
