@@ -124,32 +124,32 @@ def extract_cmd(
         raise InputError("--json is not available with --batch", hint="see `batch list --json`")
     if queue:
         common.require("queue", "decomposer extract --queue")
-    _check_tool(env, tool)
-    cfg = resolve(settings, provider, model, mode, base_url, max_tokens)
-    transport: httpx.AsyncBaseTransport | None = None
-    if replay is not None:
-        transport = ReplayTransport.from_path(replay)
-    elif record is not None:
-        import httpx
-
-        if record.exists() and not record.is_dir():
-            raise InputError(f"--record {record} is not a folder")
-        transport = RecordingTransport(httpx.AsyncHTTPTransport(), record / f"{tool}.json")
-    if replay is not None:
-        key = "replay"
-    elif queue:
-        key = ""  # each worker reads its own key from its environment
-    else:
-        key = api_key(settings, cfg.provider)
-    setup = RunSetup(
-        cfg=cfg,
-        key=key,
-        prompt_version=prompt_version,
-        limits=limits_for(settings, cfg.provider, rps, tpm),
-        policy=RetryPolicy(attempts=max_attempts, grow_max_tokens=grow_max_tokens),
-        refresh=refresh,
-    )
     with env.store() as store:
+        _check_tool(store, tool)
+        cfg = resolve(settings, provider, model, mode, base_url, max_tokens)
+        transport: httpx.AsyncBaseTransport | None = None
+        if replay is not None:
+            transport = ReplayTransport.from_path(replay)
+        elif record is not None:
+            import httpx
+
+            if record.exists() and not record.is_dir():
+                raise InputError(f"--record {record} is not a folder")
+            transport = RecordingTransport(httpx.AsyncHTTPTransport(), record / f"{tool}.json")
+        if replay is not None:
+            key = "replay"
+        elif queue:
+            key = ""  # each worker reads its own key from its environment
+        else:
+            key = api_key(settings, cfg.provider)
+        setup = RunSetup(
+            cfg=cfg,
+            key=key,
+            prompt_version=prompt_version,
+            limits=limits_for(settings, cfg.provider, rps, tpm),
+            policy=RetryPolicy(attempts=max_attempts, grow_max_tokens=grow_max_tokens),
+            refresh=refresh,
+        )
         if batch:
             cli_batch.submit_batch(settings, store, setup, tool, pack_tokens)
             return
@@ -178,11 +178,11 @@ def extract_cmd(
     common.print_run(report, as_json)
 
 
-def _check_tool(env: common.Env, tool: str) -> None:
+def _check_tool(store: Store, tool: str) -> None:
     """An unknown tool is the first thing to say, before keys or providers come up."""
     from decomposer.store.tools import get_tool
 
-    with env.store() as store, store.transaction() as session:
+    with store.transaction() as session:
         get_tool(session, tool)
 
 

@@ -375,7 +375,6 @@ def write_pages(
     for names in results:
         for name in names:
             manifest[name] = hashes[name]
-            report.written.append(name)
         finished += 1
         if on_progress:
             on_progress(finished, len(pairs))
