@@ -355,6 +355,7 @@ def main() -> None:
         for label in paths if round_ % 2 == 0 else paths[::-1]:  # alternate who goes first
             folder = out_dir if label == "cold" else old_dir
             shutil.rmtree(folder, ignore_errors=True)
+            os.sync()  # the last round's deletions and dirty pages are not this run's cost
             if label == "baseline":
                 with baseline_path():
                     r = one_run(url, folder, options, workers=1)  # the old path was serial

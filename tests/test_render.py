@@ -6,15 +6,21 @@ and review the diff under tests/golden/.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
+from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from decomposer.pages.render import md_inline, safe_url
+from decomposer.catalog.snapshot import load_snapshot
+from decomposer.core.errors import DecomposerError
+from decomposer.pages.compare import compare
+from decomposer.pages.model import Options
+from decomposer.pages.render import Renderer, md_inline, render_json, safe_url
 from decomposer.store import open_store
 from pages_support import AS_OF, add_tool, build_demo, install_db, run
 
@@ -152,6 +158,30 @@ def test_hostile_text_round_trips_in_json(hostile, capsys):
     [cap] = [c for c in data["a"]["capabilities"] if c["name"] == HOSTILE["name"]]
     assert cap["description"] == HOSTILE["description"]
     assert cap["unique"] == HOSTILE["unique"]
+
+
+@pytest.mark.parametrize("store_of", ["demo", "hostile"])
+def test_json_pages_splice_each_side_serialised_once_byte_for_byte(store_of, request):
+    """The renderer serialises a side's JSON once per run and splices it into each page; every
+    page must still equal the whole model serialised at once."""
+    settings = request.getfixturevalue(store_of)
+    store = open_store(settings.database_url)
+    with store.transaction() as session:
+        snapshot = load_snapshot(session, None)
+    store.dispose()
+    renderer, options = Renderer(), Options(as_of=date.fromisoformat(AS_OF))
+    slugs = sorted(snapshot.tools)
+    pages = 0
+    for include_unreviewed in (False, True):
+        opts = options.model_copy(update={"include_unreviewed": include_unreviewed})
+        for a, b in itertools.permutations(slugs, 2):
+            try:
+                c = compare(snapshot, a, b, options=opts)
+            except DecomposerError:
+                continue  # a tool with nothing to show
+            assert renderer.render(c, "json") == render_json(c)
+            pages += 1
+    assert pages >= 2
 
 
 def test_md_inline_and_safe_url_units():

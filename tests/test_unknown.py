@@ -148,6 +148,7 @@ def test_random_pages_with_missing_values_claim_nothing_unknown(sa, sb, fa, fb, 
     md = RENDER.render(c, "md")
     if any(v is None for v in (*sa.values(), *sb.values())):
         assert "— (not enough data)" in md or "Freshness (Alpha Tool —" in md or "—)" in md
+    assert RENDER.render(c, "json") == render_json(c)  # sides spliced in, byte for byte
     data = json.loads(render_json(c))
     for key, s in (("a", sa), ("b", sb)):
         for n in SUBSCORES:

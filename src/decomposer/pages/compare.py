@@ -12,6 +12,7 @@ Which capabilities appear, and in which order, is ``catalog.snapshot.comparable`
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -297,20 +298,25 @@ def _coverage_note(a: ToolSide, b: ToolSide) -> str:
     )
 
 
-def rows_for(a: ToolSide, b: ToolSide) -> list[Row]:
-    def both(fn: Any) -> tuple[str, str]:
-        return fn(a), fn(b)
-
-    values: dict[str, tuple[str, str]] = {
-        "Type": both(lambda s: s.type_text),
-        "Rank": both(_rank_cell),
-        **{LABELS[n]: both(lambda s, n=n: score_cell(s.subscores[n])) for n in SUBSCORES},
-        "Pricing": both(lambda s: s.pricing_text),
-        "Starting Price": both(lambda s: s.price_text),
-        "Capabilities": both(_capabilities_cell),
-        "Times Matched": both(lambda s: f"{s.times_matched:,}"),
+def _cells(side: ToolSide) -> tuple[str, ...]:
+    """The side's column of the features table, in ``ROWS`` order."""
+    values = {
+        "Type": side.type_text,
+        "Rank": _rank_cell(side),
+        **{LABELS[n]: score_cell(side.subscores[n]) for n in SUBSCORES},
+        "Pricing": side.pricing_text,
+        "Starting Price": side.price_text,
+        "Capabilities": _capabilities_cell(side),
+        "Times Matched": f"{side.times_matched:,}",
     }
-    return [Row(name=name, a=values[name][0], b=values[name][1]) for name in ROWS]
+    return tuple(values[name] for name in ROWS)
+
+
+def rows_for(a: ToolSide, b: ToolSide) -> list[Row]:
+    return [
+        Row(name=name, a=cell_a, b=cell_b)
+        for name, cell_a, cell_b in zip(ROWS, _prepare(a).cells, _prepare(b).cells, strict=True)
+    ]
 
 
 def _ref(cap: CapabilityView) -> CapRef:
@@ -321,21 +327,33 @@ def _text(cap: CapabilityView) -> str:
     return capability_text(cap.name, cap.description, cap.unique)
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """What every page of a side reuses: its capability texts and references, its table cells.
+    Kept with the side so its ``id`` cannot be reused while cached."""
+
+    side: ToolSide
+    texts: list[str]
+    refs: list[CapRef]
+    cells: tuple[str, ...]
+
+
 SIDE_CACHE = 256  # small: the module outlives a run (web server), and a miss costs ~50 µs
-# A side's capability texts and references, built once per side object (a tool is on ~20
-# pages of a run). Keyed by identity; the side is kept in the value so the id is not reused.
-_prepared: dict[int, tuple[ToolSide, list[str], list[CapRef]]] = {}
+# Built once per side object (a tool is on ~20 pages of a run), keyed by identity.
+_prepared: dict[int, _Prepared] = {}
 
 
-def _texts_and_refs(side: ToolSide) -> tuple[list[str], list[CapRef]]:
+def _prepare(side: ToolSide) -> _Prepared:
     hit = _prepared.get(id(side))
-    if hit is not None and hit[0] is side:
-        return hit[1], hit[2]
+    if hit is not None and hit.side is side:
+        return hit
     if len(_prepared) >= SIDE_CACHE:
         _prepared.clear()
-    texts, refs = [_text(c) for c in side.capabilities], [_ref(c) for c in side.capabilities]
-    _prepared[id(side)] = (side, texts, refs)
-    return texts, refs
+    caps = side.capabilities
+    hit = _prepared[id(side)] = _Prepared(
+        side, [_text(c) for c in caps], [_ref(c) for c in caps], _cells(side)
+    )
+    return hit
 
 
 def align_sides(
@@ -345,8 +363,9 @@ def align_sides(
 
     Only-in lists keep the page's top-K order; shared rows are by similarity, best first.
     """
-    (a_texts, a_refs), (b_texts, b_refs) = _texts_and_refs(a), _texts_and_refs(b)
-    result = align(embedder, a_texts, b_texts)
+    pa, pb = _prepare(a), _prepare(b)
+    a_refs, b_refs = pa.refs, pb.refs
+    result = align(embedder, pa.texts, pb.texts)
     shared = [
         SharedView(a=a_refs[p.a], b=b_refs[p.b], similarity=p.similarity) for p in result.shared
     ]

@@ -228,11 +228,13 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 class Sides:
-    """Per-tool sides and their digests, built lazily, once per tool per run."""
+    """Per-tool sides and their digests, built lazily, once per tool per run. A digest hashes
+    the side's JSON as the renderer keeps it for the pages, so it is serialised once."""
 
-    def __init__(self, snapshot: Snapshot, options: Options) -> None:
+    def __init__(self, snapshot: Snapshot, options: Options, renderer: Renderer) -> None:
         self.snapshot = snapshot
         self.options = options
+        self.renderer = renderer
         self.weights = Weights(**options.weights)
         self._sides: dict[str, ToolSide | DecomposerError] = {}
         self._digests: dict[str, str] = {}
@@ -249,7 +251,7 @@ class Sides:
                 self._sides[slug] = exc
             else:
                 self._sides[slug] = side
-                self._digests[slug] = _sha(side.model_dump_json())
+                self._digests[slug] = _sha(self.renderer.section(side, "json"))
         return self._sides[slug]
 
     def digest(self, slug: str) -> str:
@@ -328,7 +330,7 @@ def write_pages(
     before = dict(manifest)
     existing = {entry.name for entry in os.scandir(out_dir)}
     run = run_digest(options, renderer, match_digest, copy_digest)
-    sides = Sides(snapshot, options)
+    sides = Sides(snapshot, options, renderer)
     embedder = LexicalEmbedder()  # one per run: its stems are memoised across every pair
     report = RegenReport(out_dir=out_dir, pairs=len(pairs))
     started = time.perf_counter()
