@@ -31,15 +31,21 @@ def run_forked(
 ) -> Generator[Result, None, None]:
     """``work(job)`` for every job, spread over ``workers`` forked children; results are yielded
     as they arrive, in no particular order. A failing job stops its child, and the parent raises
-    once every child has ended."""
+    once every child has ended.
+
+    Each child takes a contiguous share of the jobs: pages of neighbouring pairs share tools,
+    whose sections and token counts a child then builds once instead of every child building
+    them for every tool."""
     readers: list[int] = []
     pids: list[int] = []
-    for index in range(min(workers, len(jobs))):
+    count = min(workers, len(jobs))
+    for index in range(count):
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child; its results are what tests check
             os.close(read_fd)
-            _child(jobs[index::workers], work, write_fd)
+            share = jobs[index * len(jobs) // count : (index + 1) * len(jobs) // count]
+            _child(share, work, write_fd)
         os.close(write_fd)
         pids.append(pid)
         readers.append(read_fd)
