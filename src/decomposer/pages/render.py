@@ -21,7 +21,7 @@ from decomposer.pages.model import MODEL_MARK, Comparison, ToolSide
 
 FORMATS = ("md", "html", "json")
 SECTION_CACHE = 4096
-MD_CACHE = 65536
+FILTER_CACHE = 65536  # memoised filter results (escaped names, cells, ids) per renderer
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|{}!~])")
 _MD_LINE_START = re.compile(r"^(\d*)([#+\-=]|(?<=\d)[.)])")
 _ENTITY = re.compile(r"&(?=#?\w+;)")
@@ -64,11 +64,11 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
-        self.md_env.filters["md"] = _memoised(md_inline, MD_CACHE)
+        self.md_env.filters["md"] = _memoised(md_inline, FILTER_CACHE)
         for env in (self.md_env, self.html_env):
             env.globals["MODEL_MARK"] = MODEL_MARK
         self.html_env.filters["safe_url"] = safe_url
-        self.html_env.filters["slug_id"] = slug_id
+        self.html_env.filters["slug_id"] = _memoised(slug_id, FILTER_CACHE)
         self.css = Markup((templates / "style.css").read_text("utf-8"))  # our own file, trusted
         self.md_page = self.md_env.get_template("page.md.j2")
         self.html_page = self.html_env.get_template("page.html.j2")
