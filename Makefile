@@ -41,8 +41,12 @@ demo: $(STAMP)
 	$(DECOMPOSER) compare mistral-api llama-4 --include-unreviewed --copy llm $(REPLAY) --out $(PAGES)/mistral-api-vs-llama-4.model-copy.md
 	@echo "Records are in $$($(DECOMPOSER) path)/; pages in $$($(DECOMPOSER) path)/pages/. Try: $(DECOMPOSER) capabilities mistral-api"
 
+# pytest-xdist workers (one per core of the 2-core reference machine); PYTEST_WORKERS=0 runs the
+# suite in one process, as plain `pytest` does.
+PYTEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist load
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts
