@@ -174,13 +174,54 @@ def test_forked_workers_write_the_same_pages_and_manifest(catalogue, capsys, tmp
     assert (again["written"], again["unchanged"]) == (0, 9)
 
 
-def test_a_failing_worker_is_one_line_and_the_manifest_keeps_only_what_was_written(
-    catalogue, capsys, tmp_path
+def children() -> set[int]:
+    """This process's child processes, zombies included (from /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # ended meanwhile
+            if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
+                found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_page_that_cannot_be_written_is_one_line_and_no_manifest(
+    catalogue, capsys, tmp_path, workers
 ):
     out_dir = tmp_path / "pages"
     (out_dir / "alpha-vs-epsilon.html").mkdir(parents=True)  # a page path taken by a folder
-    args = ("regenerate", "--out-dir", str(out_dir), "--as-of", AS_OF, "--workers", "2")
+    args = ("regenerate", "--out-dir", str(out_dir), "--as-of", AS_OF, "--workers", workers)
+    before = children()
     code, _, err = run(capsys, *args)
     assert code == 1 and err.count("\n") == 1, err
-    assert err.startswith("error: a page worker failed: IsADirectoryError"), err
+    assert err == f"error: cannot write page {out_dir / 'alpha-vs-epsilon.html'}: Is a directory\n"
     assert not (out_dir / MANIFEST).exists()  # the next run writes every page again
+    assert not [p for p in os.listdir(out_dir) if p.endswith(".tmp")]
+    assert children() == before  # the page workers were reaped
+
+
+def test_a_page_worker_that_fails_to_render_is_one_line_and_no_manifest(catalogue, tmp_path):
+    """A child's error comes back to the parent, which raises once every child has ended."""
+    import shutil
+
+    from decomposer.core.errors import DecomposerError
+    from decomposer.pages.copy import TEMPLATES
+
+    templates = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, templates)
+    (templates / "page.md.j2").write_text("{{ c.no_such_field }}\n")
+    out_dir = tmp_path / "pages"
+    store = open_store(catalogue.database_url)
+    options = Options(as_of=date.fromisoformat(AS_OF))
+    before = children()
+    with store.transaction() as s, pytest.raises(DecomposerError) as raised:
+        regenerate(s, out_dir, options=options, renderer=Renderer(templates), workers=2)
+    store.dispose()
+    assert str(raised.value).startswith("a page worker failed: UndefinedError: "), raised.value
+    assert "\n" not in str(raised.value)
+    assert not (out_dir / MANIFEST).exists()
+    assert children() == before

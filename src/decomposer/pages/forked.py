@@ -1,24 +1,31 @@
 """Run page jobs in forked worker processes, so a cold regeneration uses every core.
 
-Rendering and writing a page is CPU work in Python plus kernel time for the file, so threads
-do not help. Forking after the snapshot and every tool's side are built lets each child start
-with them in memory (shared copy-on-write) instead of pickling them over. Children touch no
-database connection and leave with ``os._exit``, so nothing the parent holds is closed twice.
-Results come back as one JSON line per job; the parent keeps the manifest.
+Rendering a page is CPU work in Python, so threads do not help. Forking after the snapshot and
+every tool's side are built lets each child start with them in memory (shared copy-on-write)
+instead of pickling them over; the parent's objects are frozen out of the garbage collector
+first, so a child's collections neither scan nor copy them. Children touch no database
+connection and leave with ``os._exit``, so nothing the parent holds is closed twice. Results
+come back over a pipe as length-prefixed pickles (the pages' bytes, for the parent to write:
+two processes creating files in one folder spin on its lock in the kernel).
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import gc
 import os
+import pickle
 import selectors
+import signal
+import struct
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
 
 from decomposer.core.errors import DecomposerError
 
 Job = TypeVar("Job")
-Result = Any  # whatever JSON the job function returns
+Result = Any  # whatever picklable value the job function returns
+FRAME = struct.Struct("<Q")
 
 
 def cpu_workers(limit: int = 4) -> int:
@@ -39,33 +46,55 @@ def run_forked(
     readers: list[int] = []
     pids: list[int] = []
     count = min(workers, len(jobs))
-    for index in range(count):
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child; its results are what tests check
-            os.close(read_fd)
-            share = jobs[index * len(jobs) // count : (index + 1) * len(jobs) // count]
-            _child(share, work, write_fd)
-        os.close(write_fd)
-        pids.append(pid)
-        readers.append(read_fd)
-    errors = yield from _collect(readers)
-    failed = [pid for pid in pids if os.waitpid(pid, 0)[1] != 0]
+    gc.freeze()
+    try:
+        for index in range(count):
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child; its results are what tests check
+                os.close(read_fd)
+                for fd in readers:
+                    os.close(fd)
+                share = jobs[index * len(jobs) // count : (index + 1) * len(jobs) // count]
+                _child(share, work, write_fd)
+            os.close(write_fd)
+            pids.append(pid)
+            readers.append(read_fd)
+    finally:
+        gc.unfreeze()
+    try:
+        errors = yield from _collect(readers)
+    except BaseException:
+        for pid in pids:  # the parent failed (e.g. writing a page): stop the children
+            _kill(pid)
+        raise
+    finally:
+        failed = [pid for pid in pids if os.waitpid(pid, 0)[1] != 0]
     if errors or failed:
         raise DecomposerError(
             f"a page worker failed: {errors[0] if errors else 'it exited without a report'}"
         )
 
 
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _frame(message: tuple[str, Any]) -> bytes:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return FRAME.pack(len(data)) + data
+
+
 def _child(jobs: Sequence[Job], work: Callable[[Job], Result], write_fd: int) -> None:
     code = 0
-    out = os.fdopen(write_fd, "w", encoding="utf-8")
+    out = os.fdopen(write_fd, "wb")
     try:
         for job in jobs:
-            out.write(json.dumps({"result": work(job)}) + "\n")
+            out.write(_frame(("result", work(job))))
             out.flush()
     except BaseException as exc:  # reported to the parent, which raises
-        out.write(json.dumps({"error": f"{type(exc).__name__}: {exc}"}) + "\n")
+        out.write(_frame(("error", f"{type(exc).__name__}: {exc}")))
         code = 1
     finally:
         try:
@@ -77,24 +106,43 @@ def _child(jobs: Sequence[Job], work: Callable[[Job], Result], write_fd: int) ->
 def _collect(readers: list[int]) -> Generator[Result, None, list[str]]:
     """Yield results from every child until all pipes close; return the errors reported."""
     errors: list[str] = []
-    pending = dict.fromkeys(readers, b"")
+    pending = {fd: bytearray() for fd in readers}
     with selectors.DefaultSelector() as selector:
         for fd in readers:
             selector.register(fd, selectors.EVENT_READ)
-        while pending:
-            for key, _ in selector.select():
-                fd = int(key.fd)
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:
-                    selector.unregister(fd)
-                    os.close(fd)
-                    del pending[fd]
-                    continue
-                *lines, pending[fd] = (pending[fd] + chunk).split(b"\n")
-                for line in lines:
-                    message = json.loads(line)
-                    if "error" in message:
-                        errors.append(message["error"])
-                    else:
-                        yield message["result"]
+        try:
+            while pending:
+                for key, _ in selector.select():
+                    fd = int(key.fd)
+                    chunk = os.read(fd, 1 << 20)
+                    if not chunk:
+                        selector.unregister(fd)
+                        os.close(fd)
+                        del pending[fd]
+                        continue
+                    buffer = pending[fd]
+                    buffer += chunk
+                    for kind, value in _frames(buffer):
+                        if kind == "error":
+                            errors.append(value)
+                        else:
+                            yield value
+        finally:
+            for fd in pending:
+                os.close(fd)
     return errors
+
+
+def _frames(buffer: bytearray) -> list[tuple[str, Any]]:
+    """Whole frames at the start of ``buffer``, removed from it; a partial frame stays."""
+    found: list[tuple[str, Any]] = []
+    start = 0
+    while len(buffer) - start >= FRAME.size:
+        (size,) = FRAME.unpack_from(buffer, start)
+        end = start + FRAME.size + size
+        if end > len(buffer):
+            break
+        found.append(pickle.loads(buffer[start + FRAME.size : end]))  # our own child's
+        start = end
+    del buffer[:start]
+    return found

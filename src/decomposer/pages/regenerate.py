@@ -27,6 +27,7 @@ capabilities that would appear on its pages. Tools with nothing to show are skip
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -72,6 +73,8 @@ CODE_MODULES = (
 )
 
 OnProgress = Callable[[int, int], None]
+Job = tuple["Pair", ToolSide, ToolSide, list[tuple[str, str, str]]]
+"""A pair to render: both sides and its stale pages as (format, file name, input hash)."""
 Rewrite = Callable[[Comparison], Comparison]
 """A last step on a page about to be written, e.g. model-written copy (``pages.llm_copy``)."""
 
@@ -202,12 +205,13 @@ def load_manifest(out_dir: Path) -> dict[str, str]:
 _temp_names = itertools.count()
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path``: a temp file in the same folder, then rename.
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write ``content`` (text as UTF-8) to ``path``: a temp file in the same folder, then rename.
 
     The temp name is fixed per process and call (``mkstemp`` draws random names and retries);
     ``mkstemp`` only when that name is taken, by a stale file of a dead process."""
-    data = memoryview(text.encode("utf-8"))
+    raw = content.encode("utf-8") if isinstance(content, str) else content
+    data = memoryview(raw)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_temp_names)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PAGE_MODE)
@@ -225,6 +229,13 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _write_page(path: Path, content: str | bytes) -> None:
+    try:
+        write_atomic(path, content)
+    except OSError as exc:
+        raise InputError(f"cannot write page {path}: {exc.strerror or exc}") from None
 
 
 class Sides:
@@ -338,7 +349,7 @@ def write_pages(
         sides.get(slug)  # phase 1: each tool's side and digest, once
     checked = time.perf_counter()
     report.sides_seconds = checked - started
-    todo: list[tuple[Pair, ToolSide, ToolSide, list[tuple[str, str, str]]]] = []
+    todo: list[Job] = []
     for pair in pairs:  # phase 2: per pair, hash and compare with the manifest
         side_a, side_b = sides.get(pair.a), sides.get(pair.b)
         if isinstance(side_a, DecomposerError) or isinstance(side_b, DecomposerError):
@@ -357,29 +368,46 @@ def write_pages(
         if stale:
             todo.append((pair, side_a, side_b, stale))
 
-    def render(job: tuple[Pair, ToolSide, ToolSide, list[tuple[str, str, str]]]) -> list[str]:
-        """Phase 3: build the pair's comparison once and write its stale pages."""
+    def build(job: Job) -> list[tuple[str, str]]:
+        """Phase 3: build the pair's comparison once and render its stale pages."""
         _, side_a, side_b, stale = job
         comparison = build_comparison(side_a, side_b, options, copy, embedder)
         if rewrite is not None:
             comparison = rewrite(comparison)
-        for fmt, name, _ in stale:
-            write_atomic(out_dir / name, renderer.render(comparison, fmt))
-        return [name for _, name, _ in stale]
+        return [(name, renderer.render(comparison, fmt)) for fmt, name, _ in stale]
+
+    def render_and_write(job: Job) -> list[tuple[str, str]]:
+        pages = build(job)
+        for name, text in pages:
+            _write_page(out_dir / name, text)
+        return pages
+
+    def render_encoded(job: Job) -> list[tuple[str, bytes]]:
+        return [(name, text.encode("utf-8")) for name, text in build(job)]
 
     hashes = {name: page_hash for *_, stale in todo for _, name, page_hash in stale}
     finished = len(pairs) - len(todo)
     if on_progress and finished:
         on_progress(finished, len(pairs))
     forks = workers or (cpu_workers() if len(todo) >= MIN_FORKED_PAIRS else 1)
-    parallel = forks > 1 and rewrite is None and len(todo) > 1
-    results = run_forked(todo, render, forks) if parallel else map(render, todo)
-    for names in results:
-        for name in names:
-            manifest[name] = hashes[name]
-        finished += 1
-        if on_progress:
-            on_progress(finished, len(pairs))
+    if forks > 1 and rewrite is None and len(todo) > 1:
+        # Children render; this process writes every file (one writer per folder).
+        results = run_forked(todo, render_encoded, forks)
+        with contextlib.closing(results):
+            for pages in results:
+                for name, data in pages:
+                    _write_page(out_dir / name, data)
+                    manifest[name] = hashes[name]
+                finished += 1
+                if on_progress:
+                    on_progress(finished, len(pairs))
+    else:
+        for job in todo:
+            for name, _ in render_and_write(job):
+                manifest[name] = hashes[name]
+            finished += 1
+            if on_progress:
+                on_progress(finished, len(pairs))
     report.written = [name for *_, stale in todo for _, name, _ in stale]  # pair order
     report.pages_seconds = time.perf_counter() - checked
     if manifest != before:
