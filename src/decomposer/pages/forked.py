@@ -12,6 +12,7 @@ two processes creating files in one folder spin on its lock in the kernel).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import os
 import pickle
@@ -26,6 +27,7 @@ from decomposer.core.errors import DecomposerError
 Job = TypeVar("Job")
 Result = Any  # whatever picklable value the job function returns
 FRAME = struct.Struct("<Q")
+PIPE_BYTES = 1 << 20  # Linux's default cap for an unprivileged pipe
 
 
 def cpu_workers(limit: int = 4) -> int:
@@ -46,34 +48,45 @@ def run_forked(
     readers: list[int] = []
     pids: list[int] = []
     count = min(workers, len(jobs))
-    gc.freeze()
+    collecting = False
+    gc.freeze()  # the parent's objects leave every process's collections: no scans, no copies
     try:
         for index in range(count):
             read_fd, write_fd = os.pipe()
+            readers.append(read_fd)
+            _widen(write_fd)
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the child; its results are what tests check
-                os.close(read_fd)
                 for fd in readers:
                     os.close(fd)
                 share = jobs[index * len(jobs) // count : (index + 1) * len(jobs) // count]
                 _child(share, work, write_fd)
             os.close(write_fd)
             pids.append(pid)
-            readers.append(read_fd)
-    finally:
-        gc.unfreeze()
-    try:
+        collecting = True
         errors = yield from _collect(readers)
     except BaseException:
-        for pid in pids:  # the parent failed (e.g. writing a page): stop the children
+        for pid in pids:  # this process failed (e.g. writing a page): stop the children
             _kill(pid)
+        if not collecting:
+            for fd in readers:
+                os.close(fd)
         raise
     finally:
+        gc.unfreeze()
         failed = [pid for pid in pids if os.waitpid(pid, 0)[1] != 0]
     if errors or failed:
         raise DecomposerError(
             f"a page worker failed: {errors[0] if errors else 'it exited without a report'}"
         )
+
+
+def _widen(fd: int) -> None:
+    """A larger pipe buffer (Linux), so a child renders on while the parent writes files."""
+    size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if size is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, size, PIPE_BYTES)
 
 
 def _kill(pid: int) -> None:
