@@ -235,12 +235,17 @@ def baseline_path() -> Iterator[None]:
 @contextmanager
 def no_files() -> Iterator[None]:
     """Render every page but write none: the run's cost without the disk's."""
-    saved = vars(regenerate)["write_atomic"]
-    vars(regenerate)["write_atomic"] = lambda path, text: None
+    patches = {
+        "write_atomic": lambda path, text: None,
+        "stage_page": lambda folder, name, text: "",
+        "publish_page": lambda staged, path: None,
+    }
+    saved = {name: vars(regenerate)[name] for name in patches}
+    vars(regenerate).update(patches)
     try:
         yield
     finally:
-        vars(regenerate)["write_atomic"] = saved
+        vars(regenerate).update(saved)
 
 
 def cpu_seconds() -> float:

@@ -200,7 +200,7 @@ def test_a_page_that_cannot_be_written_is_one_line_and_no_manifest(
     assert code == 1 and err.count("\n") == 1, err
     assert err == f"error: cannot write page {out_dir / 'alpha-vs-epsilon.html'}: Is a directory\n"
     assert not (out_dir / MANIFEST).exists()  # the next run writes every page again
-    assert not [p for p in os.listdir(out_dir) if p.endswith(".tmp")]
+    assert not [p for p in os.listdir(out_dir) if p.startswith(".")]  # no temp file or staging
     assert children() == before  # the page workers were reaped
 
 
@@ -224,4 +224,5 @@ def test_a_page_worker_that_fails_to_render_is_one_line_and_no_manifest(catalogu
     assert str(raised.value).startswith("a page worker failed: UndefinedError: "), raised.value
     assert "\n" not in str(raised.value)
     assert not (out_dir / MANIFEST).exists()
+    assert os.listdir(out_dir) == []  # the staging folder is gone
     assert children() == before

@@ -32,6 +32,7 @@ import hashlib
 import itertools
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -205,35 +206,61 @@ def load_manifest(out_dir: Path) -> dict[str, str]:
 _temp_names = itertools.count()
 
 
+def write_new(path: Path, content: str | bytes) -> None:
+    """Create ``path`` (it must not exist) holding ``content`` (text as UTF-8), mode 0644."""
+    raw = content.encode("utf-8") if isinstance(content, str) else content
+    data = memoryview(raw)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PAGE_MODE)
+    try:
+        os.fchmod(fd, PAGE_MODE)  # whatever the umask
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write ``content`` (text as UTF-8) to ``path``: a temp file in the same folder, then rename.
+    """Write ``content`` to ``path``: a temp file in the same folder, then rename.
 
     The temp name is fixed per process and call (``mkstemp`` draws random names and retries);
     ``mkstemp`` only when that name is taken, by a stale file of a dead process."""
-    raw = content.encode("utf-8") if isinstance(content, str) else content
-    data = memoryview(raw)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_temp_names)}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PAGE_MODE)
+        write_new(tmp, content)
     except FileExistsError:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
         tmp = Path(name)
+        tmp.unlink()
+        write_new(tmp, content)
     try:
-        try:
-            os.fchmod(fd, PAGE_MODE)  # whatever the umask
-            while data:
-                data = data[os.write(fd, data) :]
-        finally:
-            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def _write_page(path: Path, content: str | bytes) -> None:
+def _write_page(path: Path, content: str) -> None:
     try:
         write_atomic(path, content)
+    except OSError as exc:
+        raise InputError(f"cannot write page {path}: {exc.strerror or exc}") from None
+
+
+def stage_page(folder: Path, name: str, content: str) -> str:
+    """A page written by a forked worker into its own staging folder, for the parent to
+    publish: workers never create files in the output folder, whose lock they would fight
+    over in the kernel."""
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    write_new(path, content)
+    return str(path)
+
+
+def publish_page(staged: Path, path: Path) -> None:
+    """Move a staged page into place (one rename within the output folder's file system)."""
+    try:
+        os.replace(staged, path)
     except OSError as exc:
         raise InputError(f"cannot write page {path}: {exc.strerror or exc}") from None
 
@@ -382,8 +409,9 @@ def write_pages(
             _write_page(out_dir / name, text)
         return pages
 
-    def render_encoded(job: Job) -> list[tuple[str, bytes]]:
-        return [(name, text.encode("utf-8")) for name, text in build(job)]
+    def render_staged(job: Job) -> list[tuple[str, str]]:
+        folder = staging / str(os.getpid())
+        return [(name, stage_page(folder, name, text)) for name, text in build(job)]
 
     hashes = {name: page_hash for *_, stale in todo for _, name, page_hash in stale}
     finished = len(pairs) - len(todo)
@@ -391,16 +419,21 @@ def write_pages(
         on_progress(finished, len(pairs))
     forks = workers or (cpu_workers() if len(todo) >= MIN_FORKED_PAIRS else 1)
     if forks > 1 and rewrite is None and len(todo) > 1:
-        # Children render; this process writes every file (one writer per folder).
-        results = run_forked(todo, render_encoded, forks)
-        with contextlib.closing(results):
-            for pages in results:
-                for name, data in pages:
-                    _write_page(out_dir / name, data)
-                    manifest[name] = hashes[name]
-                finished += 1
-                if on_progress:
-                    on_progress(finished, len(pairs))
+        # Children render and write into their own staging folders; this process alone
+        # renames the pages into the output folder.
+        staging = Path(tempfile.mkdtemp(prefix=".decomposer-staging-", dir=out_dir))
+        results = run_forked(todo, render_staged, forks)
+        try:
+            with contextlib.closing(results):
+                for pages in results:
+                    for name, staged in pages:
+                        publish_page(Path(staged), out_dir / name)
+                        manifest[name] = hashes[name]
+                    finished += 1
+                    if on_progress:
+                        on_progress(finished, len(pairs))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     else:
         for job in todo:
             for name, _ in render_and_write(job):
