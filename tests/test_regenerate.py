@@ -226,3 +226,20 @@ def test_a_page_worker_that_fails_to_render_is_one_line_and_no_manifest(catalogu
     assert not (out_dir / MANIFEST).exists()
     assert os.listdir(out_dir) == []  # the staging folder is gone
     assert children() == before
+
+
+def test_a_killed_runs_staging_folder_is_removed_and_a_live_ones_kept(catalogue, capsys, tmp_path):
+    import subprocess
+    import sys
+
+    out_dir = tmp_path / "pages"
+    code = "import os; print(os.getpid())"
+    ended = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    dead = out_dir / f".decomposer-staging-{int(ended.stdout)}-abc123"
+    live = out_dir / f".decomposer-staging-{os.getpid()}-def456"
+    for folder in (dead, live):
+        (folder / "7").mkdir(parents=True)
+        (folder / "7" / "alpha-vs-beta.md").write_text("half a page")
+    regen(capsys, out_dir, "--workers", "2")
+    assert not dead.exists()
+    assert (live / "7" / "alpha-vs-beta.md").exists()  # another run may still be using it

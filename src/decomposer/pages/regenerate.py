@@ -57,6 +57,8 @@ MANIFEST = ".decomposer-pages.json"
 MANIFEST_SCHEMA = 1
 MIN_FORKED_PAIRS = 64
 """Below this many pairs to render, ``workers=0`` stays in one process: forking costs more."""
+STAGING = ".decomposer-staging-"
+"""Prefix of forked workers' staging folders in the output folder (then the parent's pid)."""
 PAGE_MODE = 0o644  # pages are published: readable by the web server, not only by us
 CODE_MODULES = (
     "catalog/catalogue.py",
@@ -257,6 +259,26 @@ def stage_page(folder: Path, name: str, content: str) -> str:
     return str(path)
 
 
+def _remove_dead_staging(out_dir: Path, names: Iterable[str]) -> None:
+    """Staging folders left by a run that was killed (its process is gone)."""
+    for name in names:
+        if not name.startswith(STAGING):
+            continue
+        pid = name[len(STAGING) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(out_dir / name, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
 def publish_page(staged: Path, path: Path) -> None:
     """Move a staged page into place (one rename within the output folder's file system)."""
     try:
@@ -367,6 +389,7 @@ def write_pages(
     manifest = load_manifest(out_dir)
     before = dict(manifest)
     existing = {entry.name for entry in os.scandir(out_dir)}
+    _remove_dead_staging(out_dir, existing)
     run = run_digest(options, renderer, match_digest, copy_digest)
     sides = Sides(snapshot, options, renderer)
     embedder = LexicalEmbedder()  # one per run: its stems are memoised across every pair
@@ -421,7 +444,7 @@ def write_pages(
     if forks > 1 and rewrite is None and len(todo) > 1:
         # Children render and write into their own staging folders; this process alone
         # renames the pages into the output folder.
-        staging = Path(tempfile.mkdtemp(prefix=".decomposer-staging-", dir=out_dir))
+        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING}{os.getpid()}-", dir=out_dir))
         results = run_forked(todo, render_staged, forks)
         try:
             with contextlib.closing(results):
