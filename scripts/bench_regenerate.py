@@ -44,7 +44,7 @@ from decomposer.catalog.snapshot import load_snapshot
 from decomposer.matching.embed import LexicalEmbedder
 from decomposer.pages import regenerate
 from decomposer.pages.model import Options
-from decomposer.pages.regenerate import all_pairs, write_pages
+from decomposer.pages.regenerate import MANIFEST, all_pairs, write_pages
 from decomposer.pages.render import FORMATS
 from decomposer.store import open_store
 from decomposer.store.catalogue_models import CatalogueEntry
@@ -382,7 +382,7 @@ def main() -> None:
     out_dir = last["cold"]
     r = one_run(url, out_dir, options, workers=args.workers)
     show("unchanged", r, args.tools)
-    (out_dir / ".decomposer-pages.json").unlink()
+    (out_dir / MANIFEST).unlink()
     os.sync()
     r = one_run(url, out_dir, options, workers=args.workers)
     show("rewrite", r, args.tools)  # every page replaced: a template or code change

@@ -5,14 +5,12 @@ every tool's side are built lets each child start with them in memory (shared co
 instead of pickling them over; the parent's objects are frozen out of the garbage collector
 first, so a child's collections neither scan nor copy them. Children touch no database
 connection and leave with ``os._exit``, so nothing the parent holds is closed twice. Results
-come back over a pipe as length-prefixed pickles (the pages' bytes, for the parent to write:
-two processes creating files in one folder spin on its lock in the kernel).
+come back over a pipe as length-prefixed pickles.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gc
 import os
 import pickle
@@ -27,7 +25,6 @@ from decomposer.core.errors import DecomposerError
 Job = TypeVar("Job")
 Result = Any  # whatever picklable value the job function returns
 FRAME = struct.Struct("<Q")
-PIPE_BYTES = 1 << 20  # Linux's default cap for an unprivileged pipe
 
 
 def cpu_workers(limit: int = 4) -> int:
@@ -54,7 +51,6 @@ def run_forked(
         for index in range(count):
             read_fd, write_fd = os.pipe()
             readers.append(read_fd)
-            _widen(write_fd)
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the child; its results are what tests check
                 for fd in readers:
@@ -79,14 +75,6 @@ def run_forked(
         raise DecomposerError(
             f"a page worker failed: {errors[0] if errors else 'it exited without a report'}"
         )
-
-
-def _widen(fd: int) -> None:
-    """A larger pipe buffer (Linux), so a child renders on while the parent writes files."""
-    size = getattr(fcntl, "F_SETPIPE_SZ", None)
-    if size is not None:
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(fd, size, PIPE_BYTES)
 
 
 def _kill(pid: int) -> None:

@@ -35,7 +35,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,43 +208,46 @@ def load_manifest(out_dir: Path) -> dict[str, str]:
 _temp_names = itertools.count()
 
 
-def write_new(path: Path, content: str | bytes) -> None:
-    """Create ``path`` (it must not exist) holding ``content`` (text as UTF-8), mode 0644."""
-    raw = content.encode("utf-8") if isinstance(content, str) else content
-    data = memoryview(raw)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PAGE_MODE)
+def _fill(fd: int, text: str) -> None:
+    """Write ``text`` (UTF-8) to the new file ``fd``, mode 0644 whatever the umask, and close it."""
+    data = memoryview(text.encode("utf-8"))
     try:
-        os.fchmod(fd, PAGE_MODE)  # whatever the umask
+        os.fchmod(fd, PAGE_MODE)
         while data:
             data = data[os.write(fd, data) :]
     finally:
         os.close(fd)
 
 
-def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write ``content`` to ``path``: a temp file in the same folder, then rename.
+def write_new(path: Path, text: str) -> None:
+    """Create ``path`` (it must not exist) holding ``text``."""
+    _fill(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PAGE_MODE), text)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path``: a temp file in the same folder, then rename.
 
     The temp name is fixed per process and call (``mkstemp`` draws random names and retries);
     ``mkstemp`` only when that name is taken, by a stale file of a dead process."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_temp_names)}.tmp")
     try:
-        write_new(tmp, content)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PAGE_MODE)
     except FileExistsError:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
         tmp = Path(name)
-        tmp.unlink()
-        write_new(tmp, content)
     try:
+        _fill(fd, text)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def _write_page(path: Path, content: str) -> None:
+@contextlib.contextmanager
+def _page_errors(path: Path) -> Iterator[None]:
+    """A page that cannot be written (e.g. a folder in its place) is one line."""
     try:
-        write_atomic(path, content)
+        yield
     except OSError as exc:
         raise InputError(f"cannot write page {path}: {exc.strerror or exc}") from None
 
@@ -281,10 +284,8 @@ def _alive(pid: int) -> bool:
 
 def publish_page(staged: Path, path: Path) -> None:
     """Move a staged page into place (one rename within the output folder's file system)."""
-    try:
+    with _page_errors(path):
         os.replace(staged, path)
-    except OSError as exc:
-        raise InputError(f"cannot write page {path}: {exc.strerror or exc}") from None
 
 
 class Sides:
@@ -426,40 +427,44 @@ def write_pages(
             comparison = rewrite(comparison)
         return [(name, renderer.render(comparison, fmt)) for fmt, name, _ in stale]
 
-    def render_and_write(job: Job) -> list[tuple[str, str]]:
-        pages = build(job)
-        for name, text in pages:
-            _write_page(out_dir / name, text)
-        return pages
+    def written_here() -> Generator[list[str], None, None]:
+        for job in todo:
+            names = []
+            for name, text in build(job):
+                with _page_errors(out_dir / name):
+                    write_atomic(out_dir / name, text)
+                names.append(name)
+            yield names
 
-    def render_staged(job: Job) -> list[tuple[str, str]]:
-        folder = staging / str(os.getpid())
-        return [(name, stage_page(folder, name, text)) for name, text in build(job)]
-
-    hashes = {name: page_hash for *_, stale in todo for _, name, page_hash in stale}
-    finished = len(pairs) - len(todo)
-    if on_progress and finished:
-        on_progress(finished, len(pairs))
-    forks = workers or (cpu_workers() if len(todo) >= MIN_FORKED_PAIRS else 1)
-    if forks > 1 and rewrite is None and len(todo) > 1:
-        # Children render and write into their own staging folders; this process alone
-        # renames the pages into the output folder.
+    def published(forks: int) -> Generator[list[str], None, None]:
+        """Children render and write into their own staging folders; this process alone
+        renames the pages into the output folder."""
         staging = Path(tempfile.mkdtemp(prefix=f"{STAGING}{os.getpid()}-", dir=out_dir))
+
+        def render_staged(job: Job) -> list[tuple[str, str]]:
+            folder = staging / str(os.getpid())
+            return [(name, stage_page(folder, name, text)) for name, text in build(job)]
+
         results = run_forked(todo, render_staged, forks)
         try:
             with contextlib.closing(results):
                 for pages in results:
                     for name, staged in pages:
                         publish_page(Path(staged), out_dir / name)
-                        manifest[name] = hashes[name]
-                    finished += 1
-                    if on_progress:
-                        on_progress(finished, len(pairs))
+                    yield [name for name, _ in pages]
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    else:
-        for job in todo:
-            for name, _ in render_and_write(job):
+
+    hashes = {name: page_hash for *_, stale in todo for _, name, page_hash in stale}
+    finished = len(pairs) - len(todo)
+    if on_progress and finished:
+        on_progress(finished, len(pairs))
+    forks = workers or (cpu_workers() if len(todo) >= MIN_FORKED_PAIRS else 1)
+    parallel = forks > 1 and rewrite is None and len(todo) > 1
+    results = published(forks) if parallel else written_here()
+    with contextlib.closing(results):
+        for names in results:
+            for name in names:
                 manifest[name] = hashes[name]
             finished += 1
             if on_progress:
